@@ -1,0 +1,32 @@
+"""hambias: theory and simulation of the implicit bias of optimizers, centred on HAM.
+
+The data flows one way: problem → geometry → dynamics (flow, iterates) →
+prediction → comparison → sweep / check → plots.  This module is the curated
+public API; everything else is private or reachable through its submodule.
+"""
+
+from .geometry import (
+    AbstractGeometry,
+    Euclidean,
+    HAMGeometry,
+    PointwiseProduct,
+    gamma_from_init,
+    mw_flow_time,
+)
+from .problems import AbstractProblem, LinearRegression, LossProblem, sparse_regression
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbstractGeometry",
+    "AbstractProblem",
+    "Euclidean",
+    "HAMGeometry",
+    "LinearRegression",
+    "LossProblem",
+    "PointwiseProduct",
+    "gamma_from_init",
+    "mw_flow_time",
+    "sparse_regression",
+    "__version__",
+]

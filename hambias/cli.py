@@ -1,0 +1,51 @@
+"""The ``hambias`` command line: ``hambias check`` (verify the paper's claims) and friends."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hambias",
+        description="Theory and simulation of the implicit bias of optimizers, centred on HAM.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser(
+        "check",
+        help="verify the HAM paper's claims numerically; write the report and figures",
+        description="Run the paper checks, write figures/ and report.md / report.json, "
+        "and exit non-zero if any claim fails.",
+    )
+    check.add_argument("--quick", action="store_true", help="small problems, about a minute")
+    check.add_argument("--only", action="append", metavar="NAME", help="run only this check")
+    check.add_argument("--out", default="figures", help="output folder (default: figures)")
+    return parser
+
+
+def _run_check(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from . import HAMGeometry
+
+    g = HAMGeometry(1.0)
+    x = jax.numpy.linspace(-3.0, 3.0, 7)
+    err = float(jax.numpy.max(jax.numpy.abs(g.inverse_mirror_map(g.mirror_map(x)) - x)))
+    print(f"geometry round trip: max error {err:.2e}")
+    return 0 if err < 1e-12 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hambias`` command."""
+    args = _build_parser().parse_args(argv)
+    if args.command == "check":
+        return _run_check(args)
+    return 2  # pragma: no cover - argparse enforces the subcommands
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,365 @@
+"""Separable Hessian geometries: what a mirror flow is made of.
+
+A geometry is a separable Legendre potential R(x) = Σ_i r(x_i).  Its Hessian
+R''(x) is a diagonal Riemannian metric, and the mirror flow d∇R(x_t) = −∇f(x_t) dt
+is the Riemannian gradient flow ẋ = −g⁻¹(x) ∇f(x) with inverse metric
+g⁻¹ = 1/R''  (THEORY.md §1).
+
+Every geometry is an immutable :class:`equinox.Module` (a pytree), so jit, vmap
+and grad work through its methods, and a batch of geometries (a vector of α, say)
+can be vmapped over.  A new geometry is one small class implementing five
+elementwise methods; see :class:`AbstractGeometry`.
+
+The library never enables float64; callers who need it (tests, CLI, checks)
+call ``jax.config.update("jax_enable_x64", True)`` themselves.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+__all__ = [
+    "AbstractGeometry",
+    "Euclidean",
+    "PointwiseProduct",
+    "HAMGeometry",
+    "gamma_from_init",
+    "mw_flow_time",
+]
+
+# Below this |α x| the closed forms of HAMGeometry lose digits to cancellation
+# (error ~ eps/u), so the Taylor series (truncation error ~ u^8/90) is used.
+_HAM_SERIES_CUTOFF = 1e-2
+
+
+def _is_concrete(*xs) -> bool:
+    """True when none of ``xs`` is a JAX tracer (eager call: we may raise)."""
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
+
+
+class AbstractGeometry(eqx.Module):
+    """A separable Hessian geometry R(x) = Σ_i r(x_i).
+
+    Subclasses implement the elementwise maps
+
+    * ``inverse_metric(x)``      g⁻¹(x) = 1 / r''(x)
+    * ``mirror_map(x)``          ∇R(x) = r'(x)
+    * ``inverse_mirror_map(phi)`` (∇R)⁻¹(φ)
+    * ``coordinate_potential(x)`` r(x), with r(0) = 0 where 0 is in the domain
+    * ``coordinate_conjugate(phi)`` r*(φ)
+
+    and may override ``domain_violation(x)`` (a boolean mask of coordinates
+    outside the domain of R; default: none).  Everything else (potential,
+    conjugate, Bregman divergence, normalised potential, dual Hessian) is
+    derived here, so flows, iterates and predictions work for any subclass.
+    """
+
+    # -- the five elementwise maps a geometry must provide -------------------
+    @abc.abstractmethod
+    def inverse_metric(self, x: ArrayLike) -> Array:
+        """Elementwise inverse metric g⁻¹(x) = 1/R''(x)."""
+
+    @abc.abstractmethod
+    def mirror_map(self, x: ArrayLike) -> Array:
+        """Elementwise mirror map ∇R(x)."""
+
+    @abc.abstractmethod
+    def inverse_mirror_map(self, phi: ArrayLike) -> Array:
+        """Elementwise inverse of the mirror map, (∇R)⁻¹(φ) = ∇R*(φ)."""
+
+    @abc.abstractmethod
+    def coordinate_potential(self, x: ArrayLike) -> Array:
+        """Elementwise potential r(x_i); ``potential`` is its sum."""
+
+    @abc.abstractmethod
+    def coordinate_conjugate(self, phi: ArrayLike) -> Array:
+        """Elementwise convex conjugate r*(φ_i); ``conjugate`` is its sum."""
+
+    # -- domain ----------------------------------------------------------------
+    def domain_violation(self, x: ArrayLike) -> Array:
+        """Boolean mask of the coordinates of ``x`` outside the domain of R."""
+        return jnp.zeros(jnp.shape(x), dtype=bool)
+
+    def check_domain(self, x: ArrayLike) -> Array:
+        """Return ``x`` as an array, raising if a coordinate lies outside the domain.
+
+        Eagerly this raises ``ValueError``; under ``jit`` it uses
+        :func:`equinox.error_if` (a runtime error) for geometries with a
+        bounded domain.
+        """
+        x = jnp.asarray(x)
+        if not self.has_bounded_domain():
+            return x
+        bad = self.domain_violation(x)
+        if _is_concrete(x, self):
+            if bool(np.any(np.asarray(bad))):
+                raise ValueError(self._domain_message(np.asarray(x), np.asarray(bad)))
+            return x
+        return eqx.error_if(x, jnp.any(bad), f"point outside the domain of {type(self).__name__}")
+
+    def has_bounded_domain(self) -> bool:
+        """Whether ``domain_violation`` can ever be true (static)."""
+        return False
+
+    def _domain_message(self, x: np.ndarray, bad: np.ndarray) -> str:
+        idx = np.flatnonzero(bad)
+        return (
+            f"{type(self).__name__}: {idx.size} coordinate(s) outside the domain, "
+            f"first at index {int(idx[0])} with value {x.reshape(-1)[idx[0]]!r}"
+        )
+
+    # -- derived quantities ----------------------------------------------------
+    def potential(self, x: ArrayLike) -> Array:
+        """R(x) = Σ_i r(x_i), a scalar (summed over all coordinates)."""
+        return jnp.sum(self.coordinate_potential(x))
+
+    def conjugate(self, phi: ArrayLike) -> Array:
+        """R*(φ) = Σ_i r*(φ_i), a scalar."""
+        return jnp.sum(self.coordinate_conjugate(phi))
+
+    def dual_inverse_metric(self, phi: ArrayLike) -> Array:
+        """∇²R*(φ) (diagonal) = g⁻¹((∇R)⁻¹(φ)); used by the dual Newton solver."""
+        return self.inverse_metric(self.inverse_mirror_map(phi))
+
+    def coordinate_bregman(self, x: ArrayLike, y: ArrayLike) -> Array:
+        """Elementwise D(x_i, y_i) = r(x_i) − r(y_i) − r'(y_i)(x_i − y_i)."""
+        x, y = jnp.asarray(x), jnp.asarray(y)
+        return (
+            self.coordinate_potential(x)
+            - self.coordinate_potential(y)
+            - self.mirror_map(y) * (x - y)
+        )
+
+    def bregman_divergence(self, x: ArrayLike, y: ArrayLike) -> Array:
+        """D_R(x, y) = R(x) − R(y) − ⟨∇R(y), x − y⟩ ≥ 0 (THEORY.md §1)."""
+        return jnp.sum(self.coordinate_bregman(x, y))
+
+    def normalised_potential(self, x: ArrayLike) -> Array:
+        """r(x)/r(1), elementwise: the shape of R on a common scale (for plots).
+
+        Euclidean gives x²; HAM moves from x² (α → 0) to |x| (α → ∞).
+        """
+        one = jnp.ones_like(jnp.asarray(x, dtype=jnp.result_type(float)))
+        return self.coordinate_potential(x) / self.coordinate_potential(one)
+
+
+class Euclidean(AbstractGeometry):
+    """Plain gradient descent: R(x) = ½‖x‖², inverse metric 1.
+
+    >>> import jax.numpy as jnp
+    >>> float(Euclidean().potential(jnp.array([3.0, 4.0])))
+    12.5
+    """
+
+    def inverse_metric(self, x):
+        return jnp.ones_like(jnp.asarray(x, dtype=jnp.result_type(float)))
+
+    def mirror_map(self, x):
+        return jnp.asarray(x, dtype=jnp.result_type(float))
+
+    def inverse_mirror_map(self, phi):
+        return jnp.asarray(phi, dtype=jnp.result_type(float))
+
+    def coordinate_potential(self, x):
+        x = jnp.asarray(x, dtype=jnp.result_type(float))
+        return 0.5 * x * x
+
+    def coordinate_conjugate(self, phi):
+        phi = jnp.asarray(phi, dtype=jnp.result_type(float))
+        return 0.5 * phi * phi
+
+    def coordinate_bregman(self, x, y):
+        d = jnp.asarray(x) - jnp.asarray(y)
+        return 0.5 * d * d
+
+
+def _check_param(name: str, value, *, positive: bool, allow_zero: bool = False) -> None:
+    """Eager validation of a geometry parameter (skipped under tracing)."""
+    if not _is_concrete(value):
+        return
+    arr = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive:
+        ok = arr >= 0 if allow_zero else arr > 0
+        if not np.all(ok):
+            raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+class PointwiseProduct(AbstractGeometry):
+    """The m⊙w geometry (pointwise overparameterisation x = m⊙w), paper normalisation.
+
+    Inverse metric √(x² + γ²); potential (THEORY.md §5)
+
+        ψ_γ(x) = Σ_i [x_i arcsinh(x_i/γ_i) − √(x_i² + γ_i²) + γ_i],
+
+    mirror map arcsinh(x/γ), inverse map γ sinh φ, conjugate γ(cosh φ − 1).
+    GD on (m, w) runs this flow at twice the speed with γ = |m₀² − w₀²|/2
+    (see :func:`gamma_from_init` and :func:`mw_flow_time`).
+
+    Args:
+        gamma: γ > 0, a scalar or one value per coordinate.
+
+    >>> g = PointwiseProduct(0.5)
+    >>> float(g.inverse_metric(0.0))
+    0.5
+    """
+
+    gamma: Array | float
+
+    def __init__(self, gamma):
+        _check_param("PointwiseProduct: gamma", gamma, positive=True)
+        self.gamma = gamma if isinstance(gamma, (int, float)) else jnp.asarray(gamma)
+
+    def inverse_metric(self, x):
+        return jnp.hypot(jnp.asarray(x, dtype=jnp.result_type(float)), self.gamma)
+
+    def mirror_map(self, x):
+        return jnp.arcsinh(jnp.asarray(x) / self.gamma)
+
+    def inverse_mirror_map(self, phi):
+        return self.gamma * jnp.sinh(jnp.asarray(phi, dtype=jnp.result_type(float)))
+
+    def coordinate_potential(self, x):
+        # γ q(r), r = x/γ, q(r) = r asinh r − (√(1+r²) − 1), the last term written
+        # as r·r/(1 + √(1+r²)) so that neither cancellation nor r² overflows.
+        r = jnp.asarray(x) / self.gamma
+        return self.gamma * (r * jnp.arcsinh(r) - r * (r / (1.0 + jnp.hypot(1.0, r))))
+
+    def coordinate_conjugate(self, phi):
+        s = jnp.sinh(0.5 * jnp.asarray(phi, dtype=jnp.result_type(float)))
+        return 2.0 * self.gamma * s * s  # γ(cosh φ − 1) without cancellation
+
+
+def _ham_ratio_log1p(u):
+    """log1p(u)/u, analytic at u = 0 (series below the cutoff)."""
+    small = jnp.abs(u) < _HAM_SERIES_CUTOFF
+    us = jnp.where(small, 1.0, u)
+    series = 1.0 - u / 2 + u**2 / 3 - u**3 / 4 + u**4 / 5 - u**5 / 6 + u**6 / 7 - u**7 / 8
+    return jnp.where(small, series, jnp.log1p(us) / us)
+
+
+def _ham_ratio_expm1(v):
+    """expm1(v)/v, analytic at v = 0."""
+    small = jnp.abs(v) < _HAM_SERIES_CUTOFF
+    vs = jnp.where(small, 1.0, v)
+    series = 1.0 + v / 2 + v**2 / 6 + v**3 / 24 + v**4 / 120 + v**5 / 720 + v**6 / 5040
+    return jnp.where(small, series, jnp.expm1(vs) / vs)
+
+
+def _ham_potential_ratio(u):
+    """((1+u) log1p(u) − u)/u² = Σ_{k≥2} (−u)^{k−2}/(k(k−1)); ½ at u = 0."""
+    small = jnp.abs(u) < _HAM_SERIES_CUTOFF
+    us = jnp.where(small, 1.0, u)
+    series = sum(((-u) ** (k - 2)) / (k * (k - 1)) for k in range(2, 11))
+    direct = ((1.0 + us) * jnp.log1p(us) - us) / (us * us)
+    return jnp.where(small, series, direct)
+
+
+def _ham_conjugate_ratio(v):
+    """(expm1(v) − v)/v² = Σ_{j≥0} v^j/(j+2)!; ½ at v = 0; +inf on overflow."""
+    small = jnp.abs(v) < _HAM_SERIES_CUTOFF
+    vs = jnp.where(small, 1.0, v)
+    series = sum(v**j / float(np.prod(np.arange(1, j + 3))) for j in range(9))
+    return jnp.where(small, series, (jnp.expm1(vs) - vs) / (vs * vs))
+
+
+class HAMGeometry(AbstractGeometry):
+    """The HAM geometry: inverse metric 1 + α|x| and potential R_α (THEORY.md §4).
+
+        R_α(x) = Σ_i [(1 + α|x_i|) log(1 + α|x_i|) − α|x_i|] / α²
+        ∇R_α(x) = sign(x) log(1 + α|x|)/α,   (∇R_α)⁻¹(φ) = sign(φ)(e^{α|φ|} − 1)/α
+        R_α*(φ) = Σ (e^{α|φ_i|} − 1 − α|φ_i|)/α²
+
+    α = 0 is Euclidean (the formulas are evaluated as series there, so small α
+    loses no digits).  α < 0 is the box-barrier geometry of THEORY.md §11: the
+    domain is |x| < 1/|α|, and points outside it raise ``ValueError``.
+
+    Args:
+        alpha: the hyperbolic strength α (finite; a scalar, or one per coordinate).
+
+    >>> g = HAMGeometry(2.0)
+    >>> float(g.inverse_metric(-1.5))
+    4.0
+    """
+
+    alpha: Array | float
+
+    def __init__(self, alpha):
+        _check_param("HAMGeometry: alpha", alpha, positive=False)
+        self.alpha = alpha if isinstance(alpha, (int, float)) else jnp.asarray(alpha)
+
+    def has_bounded_domain(self) -> bool:
+        if _is_concrete(self.alpha):
+            return bool(np.any(np.asarray(self.alpha) < 0))
+        return True
+
+    def domain_violation(self, x):
+        x = jnp.asarray(x)
+        return jnp.logical_or(self.alpha * jnp.abs(x) <= -1.0, jnp.isnan(x))
+
+    def _domain_message(self, x, bad):
+        idx = np.flatnonzero(bad)
+        a = np.broadcast_to(np.asarray(self.alpha, dtype=float), x.shape).reshape(-1)[idx[0]]
+        return (
+            f"HAMGeometry(alpha={a:g}) with alpha < 0 is defined only inside the box "
+            f"|x| < 1/|alpha| = {1 / abs(a):g}; {idx.size} coordinate(s) lie outside, "
+            f"first at index {int(idx[0])} with value {x.reshape(-1)[idx[0]]!r}"
+        )
+
+    def inverse_metric(self, x):
+        return 1.0 + self.alpha * jnp.abs(jnp.asarray(x, dtype=jnp.result_type(float)))
+
+    def mirror_map(self, x):
+        x = self.check_domain(jnp.asarray(x, dtype=jnp.result_type(float)))
+        return x * _ham_ratio_log1p(self.alpha * jnp.abs(x))
+
+    def inverse_mirror_map(self, phi):
+        phi = jnp.asarray(phi, dtype=jnp.result_type(float))
+        return phi * _ham_ratio_expm1(self.alpha * jnp.abs(phi))
+
+    def coordinate_potential(self, x):
+        x = self.check_domain(jnp.asarray(x, dtype=jnp.result_type(float)))
+        return x * x * _ham_potential_ratio(self.alpha * jnp.abs(x))
+
+    def coordinate_conjugate(self, phi):
+        phi = jnp.asarray(phi, dtype=jnp.result_type(float))
+        return phi * phi * _ham_conjugate_ratio(self.alpha * jnp.abs(phi))
+
+    def dual_inverse_metric(self, phi):
+        # ∇²R*(φ) = e^{α|φ|} = 1 + α|x|, computed without the round trip.
+        return jnp.exp(self.alpha * jnp.abs(jnp.asarray(phi, dtype=jnp.result_type(float))))
+
+
+def gamma_from_init(m0: ArrayLike, w0: ArrayLike) -> Array:
+    """γ = |m₀² − w₀²| / 2 for the m⊙w flow started at (m₀, w₀) (THEORY.md §5).
+
+    m² − w² is conserved by the gradient flow on (m, w) without weight decay, and
+    (m² + w²)² = 4x² + (m² − w²)², so ẋ = −2√(x² + γ²) ∇f with γ = |m₀² − w₀²|/2.
+    (PILoT prints a constant that corresponds to γ = |m₀² − w₀²|; that convention
+    does not reproduce GD on (m, w).)
+
+    >>> float(gamma_from_init(2.0, 1.0))
+    1.5
+    """
+    m0, w0 = jnp.asarray(m0), jnp.asarray(w0)
+    return 0.5 * jnp.abs(m0 * m0 - w0 * w0)
+
+
+def mw_flow_time(steps: ArrayLike, eta: ArrayLike) -> Array:
+    """Time of the paper-normalised m⊙w flow reached by ``steps`` GD steps of size η on (m, w).
+
+    GD on (m, w) follows ẋ = −2√(x² + γ²)∇f to first order in η, twice the speed
+    of the paper's flow ẋ = −√(x² + γ²)∇f (:class:`PointwiseProduct`), so
+    ``steps`` steps of size η correspond to time τ = 2 η · steps there.
+
+    >>> float(mw_flow_time(100, 1e-3))
+    0.2
+    """
+    return 2.0 * jnp.asarray(eta) * jnp.asarray(steps)
