@@ -13,6 +13,17 @@ from .geometry import (
     gamma_from_init,
     mw_flow_time,
 )
+from .iterates import (
+    GD,
+    ExpStep,
+    GDHyp,
+    IterateResult,
+    MirrorDescent,
+    MWGradientDescent,
+    OptaxMethod,
+    run_iterates,
+)
+from .optimizers import ham, ham_sam, ham_wrapper_faithful
 from .problems import AbstractProblem, LinearRegression, LossProblem, sparse_regression
 
 __version__ = "0.1.0"
@@ -21,12 +32,23 @@ __all__ = [
     "AbstractGeometry",
     "AbstractProblem",
     "Euclidean",
+    "ExpStep",
+    "GD",
+    "GDHyp",
+    "IterateResult",
+    "MWGradientDescent",
+    "MirrorDescent",
+    "OptaxMethod",
     "HAMGeometry",
     "LinearRegression",
     "LossProblem",
     "PointwiseProduct",
     "gamma_from_init",
+    "ham",
+    "ham_sam",
+    "ham_wrapper_faithful",
     "mw_flow_time",
+    "run_iterates",
     "sparse_regression",
     "__version__",
 ]
