@@ -25,6 +25,7 @@ from .iterates import (
 )
 from .optimizers import ham, ham_sam, ham_wrapper_faithful
 from .problems import AbstractProblem, LinearRegression, LossProblem, sparse_regression
+from .sweep import SweepConfig, load_config, open_sweep, phase_table, run_sweep, stability_boundary
 
 __version__ = "0.1.0"
 
@@ -43,12 +44,18 @@ __all__ = [
     "LinearRegression",
     "LossProblem",
     "PointwiseProduct",
+    "SweepConfig",
     "gamma_from_init",
     "ham",
     "ham_sam",
     "ham_wrapper_faithful",
+    "load_config",
+    "open_sweep",
+    "phase_table",
     "mw_flow_time",
     "run_iterates",
+    "run_sweep",
     "sparse_regression",
+    "stability_boundary",
     "__version__",
 ]

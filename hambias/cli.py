@@ -23,6 +23,13 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--quick", action="store_true", help="small problems, about a minute")
     check.add_argument("--only", action="append", metavar="NAME", help="run only this check")
     check.add_argument("--out", default="figures", help="output folder (default: figures)")
+    sub.add_parser(
+        "sweep",
+        help="run a batched, resumable sweep from a TOML config (see examples/sweeps/)",
+        description="Run a sweep: hambias sweep CONFIG --out PATH [--quiet]. "
+        "Killed sweeps resume with the same command.",
+        add_help=False,
+    )
     return parser
 
 
@@ -41,6 +48,11 @@ def _run_check(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hambias`` command."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "sweep":
+        from .sweep import sweep_main
+
+        return sweep_main(argv[1:])
     args = _build_parser().parse_args(argv)
     if args.command == "check":
         return _run_check(args)

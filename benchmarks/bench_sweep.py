@@ -1,0 +1,175 @@
+"""Throughput of the sweep engine (hambias.sweep) against baselines, as ratios.
+
+Prints trajectory-steps/s of the engine's batched, sharded step (the code path of
+``run_sweep``) for batch 1, 64, 1024, 16384, shared A and independent A, float64 and
+float32, next to a naive numpy loop (one trajectory at a time) and a PyTorch loop,
+the fraction of the measured matmul peak (4·d·n flops per step), and the engine's
+time per step as a fraction of a roofline loop on the same shapes (the two matrix
+products and the elementwise exp/sign/products only).  Not a test.
+
+    python benchmarks/bench_sweep.py [--devices N] [--quick] [--d 20 --n 100]
+
+``--devices`` (default: the number of CPU cores) forces that many XLA CPU devices,
+which must happen before jax is imported; on a GPU host it is ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--devices", type=int, default=os.cpu_count() or 1,
+                   help="XLA CPU devices to shard over (default: number of cores)")
+    p.add_argument("--d", type=int, default=20)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--quick", action="store_true", help="batches 1 and 1024 only, shorter timing")
+    p.add_argument("--work", type=float, default=3e5,
+                   help="trajectory-steps per timed call (default 3e5)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _parse(argv)
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_force_host_platform_device_count={args.devices}")
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    jax.config.update("jax_enable_x64", True)
+    from hambias.sweep import _run_batch
+
+    d, n = args.d, args.n
+    batches = [1, 1024] if args.quick else [1, 64, 1024, 16384]
+    devices = jax.local_devices()
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    rng = np.random.default_rng(0)
+    print(f"# bench_sweep: d={d} n={n}, {len(devices)} x {devices[0].platform} device(s), "
+          f"jax {jax.__version__}")
+
+    def timed(fn, steps, repeats=2):
+        """Best seconds per call of fn(steps) over ``repeats`` timed calls after a warm-up."""
+        fn(steps)  # compile and warm up
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn(steps)
+            best = min(best, time.perf_counter() - t)
+        return steps, best
+
+    def steps_for(B):
+        """Steps so that one call does about ``work`` trajectory-steps (one compile per shape)."""
+        return int(min(8192, max(64, args.work // B)))
+
+    # ---- measured peak: a large matmul
+    peak = {}
+    for dt_name in ("float64", "float32"):
+        a = jnp.asarray(rng.standard_normal((2048, 2048)), dtype=dt_name)
+        f = jax.jit(lambda a: a @ a)
+        f(a).block_until_ready()
+        t = time.perf_counter()
+        for _ in range(5):
+            f(a).block_until_ready()
+        peak[dt_name] = 5 * 2 * 2048**3 / (time.perf_counter() - t)
+    print(f"# matmul peak (2048^3, all devices' threads): float64 {peak['float64']:.3g} FLOP/s, "
+          f"float32 {peak['float32']:.3g} FLOP/s")
+
+    # ---- naive numpy loop: one trajectory at a time, GD + HYP*
+    def numpy_rate(dtype):
+        A = rng.standard_normal((d, n)).astype(dtype)
+        y = rng.standard_normal(d).astype(dtype)
+
+        def run(steps):
+            x = np.zeros(n, dtype)
+            eta, alpha = dtype(0.01), dtype(1.0)
+            for _ in range(steps):
+                g = A.T @ (A @ x - y) / d
+                xh = x - eta * g
+                x = xh * np.exp(-eta * alpha * np.sign(xh) * g)
+            return x
+
+        steps, dt = timed(run, 5000)
+        return steps / dt
+
+    np_rate = {k: numpy_rate(getattr(np, k)) for k in ("float64", "float32")}
+    try:
+        import torch  # noqa: F401
+
+        torch_note = "torch importable but no loop implemented here"
+    except ImportError:
+        torch_note = "torch not installed"
+    print(f"# numpy loop: float64 {np_rate['float64']:.3g}, float32 {np_rate['float32']:.3g} "
+          f"trajectory-steps/s; PyTorch loop: {torch_note}")
+
+    # ---- roofline: the two products + exp/sign/products, nothing else, same sharding
+    def roofline(A, y, X, shared):
+        batch = NamedSharding(mesh, P("batch"))
+
+        def run(A, y, X, steps):
+            def body(X, _):
+                if shared:
+                    R = X @ A.T - y
+                    G = R @ A
+                else:
+                    R = jnp.einsum("bdn,bn->bd", A, X) - y
+                    G = jnp.einsum("bd,bdn->bn", R, A)
+                Xh = X - 0.01 * G
+                return Xh * jnp.exp(-0.01 * jnp.sign(Xh) * G), None
+
+            return jax.lax.scan(body, X, None, length=steps)[0]
+
+        run = jax.jit(run, static_argnums=3)
+        m = -(-X.shape[0] // len(devices)) * len(devices)  # padded like the engine pads
+        rows = np.arange(m) % X.shape[0]
+        X = X[rows]
+        if not shared:
+            A, y = A[rows], y[rows]
+        Xs = jax.device_put(X, batch)
+        As = jax.device_put(A, NamedSharding(mesh, P()) if shared else batch)
+        ys = jax.device_put(y, NamedSharding(mesh, P()) if shared else batch)
+        return lambda steps: run(As, ys, Xs, steps).block_until_ready()
+
+    print(f"{'dtype':8s} {'A':12s} {'batch':>6s} {'engine st/s':>12s} {'x numpy':>8s} "
+          f"{'%peak':>6s} {'roofline st/s':>14s} {'% roofline':>10s}")
+    results = {}
+    for dt_name in ("float64", "float32"):
+        dtype = np.dtype(dt_name)
+        for shared in (True, False):
+            for B in batches:
+                A1 = rng.standard_normal((d, n)).astype(dtype)
+                A = A1 if shared else rng.standard_normal((B, d, n)).astype(dtype)
+                y = rng.standard_normal(d if shared else (B, d)).astype(dtype)
+                X0 = (0.1 * rng.standard_normal((B, n)) / np.sqrt(n)).astype(dtype)
+                lam = float(np.linalg.norm(A1, 2) ** 2 / d)
+                eta = np.full(B, 0.5 / lam, dtype)
+                alpha, beta = np.full(B, 1.0, dtype), np.zeros(B, dtype)
+
+                def engine(steps):
+                    _run_batch("hyp_star", A, y, X0, alpha, eta, beta, steps=steps, loss_every=0,
+                               conv_tol=1e-6, mesh=mesh)
+
+                steps, dt = timed(engine, steps_for(B))
+                rate = B * steps / dt
+                r_steps, r_dt = timed(roofline(A, y, X0, shared), steps_for(B))
+                r_rate = B * r_steps / r_dt
+                frac = rate * 4 * d * n / peak[dt_name]
+                results[(dt_name, shared, B)] = rate
+                print(f"{dt_name:8s} {'shared' if shared else 'independent':12s} {B:6d} "
+                      f"{rate:12.3g} {rate / np_rate[dt_name]:8.1f} {100 * frac:6.1f} "
+                      f"{r_rate:14.3g} {100 * rate / r_rate:10.1f}", flush=True)
+    k64s, k64i = ("float64", True, 1024), ("float64", False, 1024)
+    print("# goals at batch 1024 float64: shared >= 25x numpy "
+          f"({results[k64s] / np_rate['float64']:.1f}x), independent >= 10x "
+          f"({results[k64i] / np_rate['float64']:.1f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

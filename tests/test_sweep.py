@@ -1,0 +1,389 @@
+"""Tests of hambias.sweep: config validation, batched = per-point, predictions, resume, sharding."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from hambias import HAMGeometry
+from hambias.iterates import exp_step, gd_hyp_step
+from hambias.sweep import (
+    PRED_CONVERGED,
+    PRED_NONE,
+    SweepConfig,
+    _problem,
+    load_config,
+    open_sweep,
+    phase_table,
+    run_sweep,
+    stability_boundary,
+    sweep_main,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Batched matmuls (X Aᵀ over the batch) and per-point matvecs sum in different orders;
+# over 300 contracting steps the round-off stays within a few thousand ulps of O(1) iterates.
+BATCH_VS_LOOP_ATOL = 1e-12
+# Newton predictions reach ‖Ax − y‖ ~ 1e-14; KKT checks of 20-dimensional systems hold to
+# this with room for the conditioning of AAᵀ (~1e2 for these shapes).
+KKT_ATOL = 1e-10
+# The closed-form ridge / min-norm references are themselves exact to ~1e-14.
+CLOSED_FORM_ATOL = 1e-10
+
+
+def _cfg(**over):
+    raw = {
+        "steps": 300,
+        "grid": {
+            "alpha": [0.0, 2.0],
+            "eta": [0.05],
+            "init_scale": [0.0, 0.3],
+            "dnk": [[5, 12, 2]],
+            "seed": [0, 1],
+            "method": ["hyp_star", "hyp", "gd", "exp"],
+        },
+        "record": {"loss_every": 100},
+    }
+    for k, v in over.items():
+        if k in raw["grid"] or k in ("beta",):
+            raw["grid"][k] = v
+        else:
+            raw[k] = v
+    return SweepConfig.from_dict(raw)
+
+
+def _write(tmp_path, text, name="c.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+# ----------------------------------------------------------------------------- config errors
+
+
+@pytest.mark.parametrize(
+    "grid, steps, extra, match",
+    [
+        ({"eta": [0.1], "dnk": [4, 8, 2], "gamma": [1.0]}, 10, {}, "unknown grid axis"),
+        ({"eta": [-0.1], "dnk": [4, 8, 2]}, 10, {}, "'eta' needs values > 0"),
+        ({"eta": [0.0], "dnk": [4, 8, 2]}, 10, {}, "'eta' needs values > 0"),
+        ({"eta": [], "dnk": [4, 8, 2]}, 10, {}, "'eta' is empty"),
+        ({"eta": [0.1], "dnk": [4, 8, 2], "seed": []}, 10, {}, "'seed' is empty"),
+        ({"eta": [0.1], "dnk": [9, 8, 2]}, 10, {}, "0 < d < n"),
+        ({"eta": [0.1], "dnk": [4, 8, 2], "method": ["adam"]}, 10, {}, "unknown method"),
+        ({"eta": [0.1], "dnk": [4, 8, 2], "alpha": [1.0, 1.0]}, 10, {}, "repeated"),
+        ({"eta": [0.1], "dnk": [4, 8, 2]}, 0, {}, "positive integer"),
+        ({"dnk": [4, 8, 2]}, 10, {}, "'eta' is required"),
+        ({"eta": [0.1], "dnk": [4, 8, 2]}, 10, {"record": {"loss_every": 3}}, "divisor"),
+        ({"eta": [0.1], "dnk": [4, 8, 2]}, 10, {"colour": 1}, "unknown config key"),
+        # 2 000 000 points of a 200 x 1000 problem with one chunk: far beyond 64 MiB.
+        ({"eta": [0.1], "dnk": [200, 1000, 5], "seed": list(range(2000)),
+          "alpha": [float(a) for a in range(1000)]}, 10,
+         {"chunk_size": 2_000_000, "memory_mb": 64}, "device memory"),
+    ],
+)
+def test_bad_configs_are_refused_before_any_work(tmp_path, grid, steps, extra, match):
+    with pytest.raises(ValueError, match=match):
+        SweepConfig.from_dict({"steps": steps, "grid": grid, **extra})
+
+
+def test_bad_config_through_the_command_line(tmp_path, capsys):
+    cfg = _write(tmp_path, 'steps = 10\n[grid]\neta = [-1.0]\ndnk = [4, 8, 2]\n')
+    assert sweep_main([str(cfg), "--out", str(tmp_path / "out")]) == 2
+    assert "'eta' needs values > 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing was started
+    bad = _write(tmp_path, "steps = [", "bad.toml")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples" / "sweeps").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_example_configs_are_valid(path):
+    cfg = load_config(path)
+    assert cfg.n_points >= 1 and cfg.resolved_chunk_size() >= 1
+
+
+def test_automatic_chunking_fits_the_memory_budget():
+    big = SweepConfig.from_dict({"steps": 10, "memory_mb": 1, "grid": {
+        "eta": [0.1], "dnk": [20, 100, 5], "seed": list(range(100)), "alpha": [1.0, 2.0]}})
+    c = big.resolved_chunk_size()
+    assert 1 <= c < big.n_points
+    assert c * big.point_bytes() <= 2**20 < (c + 1) * big.point_bytes()
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+@jax.jit(static_argnames=("method", "steps"))
+def _loop(A, y, x, alpha, eta, beta, *, method, steps):
+    d = A.shape[0]
+
+    def body(_, x):
+        g = A.T @ (A @ x - y) / d  # one point, matvecs
+        if method == "exp":
+            return exp_step(x, g, eta, beta)
+        a = 0.0 if method == "gd" else alpha
+        return gd_hyp_step(x, g, eta, a, beta, star=method != "hyp")
+
+    return jax.lax.fori_loop(0, steps, body, x)
+
+
+def _loop_reference(cfg, method, seed, alpha, eta, scale, beta):
+    """A plain per-point loop with the iterates kernels and matvecs."""
+    d, n, k = cfg.grid["dnk"][0]
+    A, y, _, _, z = _problem(seed, d, n, k, cfg.design, cfg.noise, cfg.dtype)
+    return np.asarray(_loop(A, y, scale * z, alpha, eta, beta, method=method, steps=cfg.steps))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_batched_runs_equal_per_point_loops(tmp_path, shared):
+    methods = ["hyp_star", "hyp", "gd", "exp"] if shared else ["hyp_star", "exp"]
+    cfg = _cfg(seed=[3] if shared else [0, 1], beta=[0.0, 0.1], method=methods, chunk_size=64)
+    s = run_sweep(cfg, tmp_path / "s", quiet=True)
+    assert s.complete and s.n_diverged == 0
+    ds = open_sweep(tmp_path / "s", gridded=False)
+    rng = np.random.default_rng(0)
+    for p in rng.choice(cfg.n_points, size=6, replace=False):
+        pt = ds.isel(point=p)
+        ref = _loop_reference(cfg, str(pt.method.values), int(pt.seed), float(pt.alpha),
+                              float(pt.eta), float(pt.init_scale), float(pt.beta))
+        np.testing.assert_allclose(pt.x.values, ref, rtol=0, atol=BATCH_VS_LOOP_ATOL)
+        d = cfg.grid["dnk"][0][0]
+        A, y = _problem(int(pt.seed), *cfg.grid["dnk"][0], cfg.design, cfg.noise, cfg.dtype)[:2]
+        loss = 0.5 * np.sum((A @ ref - y) ** 2) / d
+        np.testing.assert_allclose(pt.loss.values, loss, rtol=1e-10)
+
+
+def test_divergence_is_recorded_per_point_and_matches_the_stability_boundary(tmp_path):
+    # Gradient descent (α = 0) on least squares diverges exactly when η λ_max > 2.
+    lam = _problem(0, 5, 12, 2, "gaussian", 0.0, "float64")[3]
+    etas = [f * 2 / lam for f in (0.5, 0.9, 1.1, 2.0)]
+    cfg = SweepConfig.from_dict({"steps": 400, "grid": {
+        "eta": etas, "alpha": [0.0], "dnk": [5, 12, 2], "method": ["gd"]}})
+    s = run_sweep(cfg, tmp_path / "s", quiet=True)
+    assert s.complete and s.n_diverged == 2
+    ds = open_sweep(tmp_path / "s", gridded=False)
+    div = ds.diverged.values
+    crit = stability_boundary(0.0, lam_max=float(ds.lam_max.values[0]), theta_max=1.0)
+    np.testing.assert_array_equal(div, ds.eta.values > crit)
+    assert np.all(np.isnan(ds.x.values[div])) and np.all(np.isfinite(ds.x.values[~div]))
+    assert np.all(ds.divergence_step.values[div] > 0)
+    assert np.all(np.isfinite(ds.loss.values[~div]))
+
+
+# ----------------------------------------------------------------------------- predictions
+
+# The numpy HAM maps agree with HAMGeometry's (series and closed forms) to round-off.
+MAPS_RTOL = 1e-12
+# Central differences with h = 1e-6 on |H| ≤ 450: round-off eps·|H|/h ≈ 1e-7 absolute,
+# i.e. ≤ 1e-8 relative to |H'| ≥ 1e-2 here; truncation h²|H‴| is far smaller.
+FD_H, FD_RTOL, FD_ATOL = 1e-6, 1e-6, 1e-9
+
+
+def test_numpy_ham_maps_agree_with_the_geometry():
+    from hambias.sweep import _ham_conjugate, _ham_inverse, _ham_mirror, _ham_penalty
+
+    x = np.array([-30.0, -1.0, -1e-9, 0.0, 1e-7, 0.5, 3.0])
+    for a in (0.0, 1e-8, 0.1, 1.0, 1e3):
+        geo = HAMGeometry(a)
+        np.testing.assert_allclose(_ham_mirror(x, a), geo.mirror_map(x), rtol=MAPS_RTOL)
+        np.testing.assert_allclose(_ham_inverse(x / 1e3, a), geo.inverse_mirror_map(x / 1e3),
+                                   rtol=MAPS_RTOL)
+        np.testing.assert_allclose(_ham_conjugate(x / 1e3, a),
+                                   np.sum(geo.coordinate_conjugate(x / 1e3)), rtol=MAPS_RTOL)
+        # H_α' = x/(1 + α|x|) (THEORY.md §11), by central differences
+        h = FD_H
+        fd = [(_ham_penalty(np.array([v + h]), a) - _ham_penalty(np.array([v - h]), a)) / (2 * h)
+              for v in x[1:]]
+        exact = x[1:] / (1 + a * np.abs(x[1:]))
+        np.testing.assert_allclose(fd, exact, rtol=FD_RTOL, atol=FD_ATOL)
+
+
+def test_predictions_satisfy_kkt_and_closed_forms(tmp_path):
+    cfg = _cfg(method=["hyp_star", "gd", "exp"], alpha=[0.0, 3.0, -1.0], beta=[0.0, 0.2],
+               seed=[0], init_scale=[0.0, 0.3], steps=10, **{"record": {"x": True}})
+    run_sweep(cfg, tmp_path / "s", quiet=True)
+    ds = open_sweep(tmp_path / "s", gridded=False)
+    d, n, k = cfg.grid["dnk"][0]
+    A, y, _, _, z = _problem(0, d, n, k, "gaussian", 0.0, "float64")
+    for p in range(cfg.n_points):
+        pt = ds.isel(point=p)
+        method, a, b, s = str(pt.method.values), float(pt.alpha), float(pt.beta), float(
+            pt.init_scale)
+        if method == "exp" or a < 0:
+            assert int(pt.prediction_status) == PRED_NONE
+            continue
+        assert int(pt.prediction_status) == PRED_CONVERGED
+        a = 0.0 if method == "gd" else a
+        xp = pt.x_pred.values
+        if b > 0:  # stationarity of f + β H_α, and the ridge closed form at α = 0
+            grad = A.T @ (A @ xp - y) / d + b * xp / (1 + a * np.abs(xp))
+            np.testing.assert_allclose(grad, 0.0, atol=KKT_ATOL)
+            if a == 0:
+                ridge = np.linalg.solve(A.T @ A / d + b * np.eye(n), A.T @ y / d)
+                np.testing.assert_allclose(xp, ridge, atol=CLOSED_FORM_ATOL)
+        else:  # Ax = y and ∇R(x) − ∇R(x₀) ∈ range(Aᵀ); min-norm closed form at α = 0
+            geo = HAMGeometry(a)
+            np.testing.assert_allclose(A @ xp, y, atol=KKT_ATOL)
+            dphi = np.asarray(geo.mirror_map(xp) - geo.mirror_map(s * z))
+            lam = np.linalg.lstsq(A.T, dphi, rcond=None)[0]
+            np.testing.assert_allclose(A.T @ lam, dphi, atol=KKT_ATOL)
+            if a == 0:
+                x0 = s * z
+                mn = x0 + A.T @ np.linalg.solve(A @ A.T, y - A @ x0)
+                np.testing.assert_allclose(xp, mn, atol=CLOSED_FORM_ATOL)
+
+
+# Two Newton solvers on the same strictly convex problems, both stopped at KKT residuals
+# ≤ 1e-10 relative; conditioning of these 5 x 12 problems keeps x within this.
+SOLVERS_AGREE_ATOL = 1e-8
+
+
+def test_builtin_predictions_agree_with_predict_limit(tmp_path):
+    kw = dict(method=["hyp_star"], alpha=[0.0, 3.0, 300.0], beta=[0.0, 0.2], seed=[0],
+              init_scale=[0.0, 0.3], steps=10, record={"x": True})
+    run_sweep(_cfg(**kw), tmp_path / "a", quiet=True)
+    run_sweep(_cfg(prediction="predict_limit", **kw), tmp_path / "b", quiet=True)
+    a, b = open_sweep(tmp_path / "a"), open_sweep(tmp_path / "b")
+    assert np.all(a.prediction_status.values == PRED_CONVERGED)
+    assert np.all(b.prediction_status.values == PRED_CONVERGED)
+    np.testing.assert_allclose(a.x_pred.values, b.x_pred.values, rtol=0, atol=SOLVERS_AGREE_ATOL)
+
+
+def test_long_runs_reach_the_prediction(tmp_path):
+    # THEORY.md §7: GD + HYP* converges to the Bregman prediction up to O(η).
+    cfg = _cfg(method=["hyp_star"], alpha=[1.0], eta=[0.02, 0.04], seed=[0], init_scale=[0.0],
+               steps=20000, record={"x": False})
+    run_sweep(cfg, tmp_path / "s", quiet=True)
+    ds = open_sweep(tmp_path / "s")
+    err = ds.prediction_error.values.ravel()
+    assert err[0] < 2e-2 and 1.6 < err[1] / err[0] < 2.4  # first order in η
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+def test_phase_table_over_alpha_and_scale(tmp_path):
+    cfg = _cfg(method=["hyp_star"], steps=50, record={"loss_every": 25})
+    run_sweep(cfg, tmp_path / "s", quiet=True)
+    ds = open_sweep(tmp_path / "s")
+    assert json.loads(ds.attrs["config_json"])["steps"] == 50
+    t = phase_table(ds, x="alpha", y="init_scale", value="recovery_error", reduce="mean")
+    assert t.values.shape == (2, 2) and np.all(t.counts == 2)
+    ref = ds.recovery_error.sel(alpha=2.0, init_scale=0.3).mean().item()
+    assert t.values[1, 1] == pytest.approx(ref, rel=1e-15)
+    flat = phase_table(open_sweep(tmp_path / "s", gridded=False), x="alpha", y="init_scale",
+                       value="recovery_error", reduce="mean")
+    np.testing.assert_array_equal(flat.values, t.values)
+    with pytest.raises(ValueError, match="unknown coordinate"):
+        phase_table(ds, x="gamma", y="alpha", value="loss")
+
+
+def test_a_different_config_on_the_same_path_is_refused(tmp_path):
+    cfg = _cfg(method=["gd"], steps=20, record={})
+    run_sweep(cfg, tmp_path / "s", quiet=True)
+    again = run_sweep(cfg, tmp_path / "s", quiet=True)
+    assert again.chunks_run == 0 and again.chunks_skipped == again.n_chunks and again.complete
+    with pytest.raises(ValueError, match=r"different config \(differs in \['steps'\]"):
+        run_sweep(_cfg(method=["gd"], steps=21, record={}), tmp_path / "s", quiet=True)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a hambias sweep"):
+        run_sweep(cfg, tmp_path / "other", quiet=True)
+
+
+_KILL_CONFIG = """
+steps = 20000
+chunk_size = 2
+[grid]
+alpha = [0.5, 1.0, 2.0, 4.0]
+eta = [0.01, 0.02, 0.03, 0.04]
+init_scale = [0.1]
+dnk = [4, 10, 2]
+seed = [7]
+method = ["hyp_star"]
+[record]
+loss_every = 5000
+"""
+
+
+def _arrays(path):
+    ds = open_sweep(path, gridded=False)
+    return {k: ds[k].values for k in ds.data_vars}
+
+
+def test_killed_sweep_resumes_to_identical_results(tmp_path):
+    cfg_path = _write(tmp_path, _KILL_CONFIG)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "hambias.sweep", str(cfg_path), "--out", str(out), "--quiet"]
+    env = {**os.environ, "XLA_FLAGS": ""}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "done").exists() and len(list((out / "done").glob("chunk_*"))) >= 2:
+            break
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_chunks = json.loads((out / "meta.json").read_text())["n_chunks"]
+    done = {p: p.stat().st_mtime_ns for p in (out / "done").glob("chunk_*")}
+    assert 2 <= len(done) < n_chunks, "the kill did not land part-way; slow the sweep down"
+    with pytest.raises(ValueError, match="incomplete"):
+        open_sweep(out)
+    res = subprocess.run(cmd[:-1], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert f"resuming {out}: {len(done)} of {n_chunks} chunks already done" in res.stderr
+    assert {p: p.stat().st_mtime_ns for p in done} == done  # done chunks were not recomputed
+    jax.config.update("jax_enable_x64", True)
+    run_sweep(load_config(cfg_path), tmp_path / "straight", quiet=True)
+    a, b = _arrays(out), _arrays(tmp_path / "straight")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+_SHARD_SCRIPT = """
+import sys, jax
+jax.config.update("jax_enable_x64", True)
+from hambias.sweep import load_config, run_sweep
+assert len(jax.devices()) == 2, jax.devices()
+cfg = load_config(sys.argv[1])
+run_sweep(cfg, sys.argv[2], devices=jax.devices()[:1], quiet=True)
+run_sweep(cfg, sys.argv[3], quiet=True)
+"""
+
+_SHARD_CONFIG = """
+steps = 200
+chunk_size = 12  # chunk 0 mixes two problems (independent A), chunk 1 has one (shared A)
+[grid]
+alpha = [0.5, 4.0]
+eta = [0.02, 0.05]
+init_scale = [0.0, 0.2]
+dnk = [6, 9, 3]
+seed = [0, 1]
+method = ["hyp_star"]
+[record]
+loss_every = 50
+"""
+
+
+def test_sharded_over_two_cpu_devices_equals_one_device(tmp_path):
+    cfg_path = _write(tmp_path, _SHARD_CONFIG)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    res = subprocess.run([sys.executable, "-c", _SHARD_SCRIPT, str(cfg_path),
+                          str(tmp_path / "one"), str(tmp_path / "two")],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    a, b = _arrays(tmp_path / "one"), _arrays(tmp_path / "two")
+    assert np.isfinite(a["loss"]).all()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
