@@ -1,0 +1,168 @@
+"""Prediction vs dynamics: how far a flow or an iterate run ended from the predicted limit.
+
+:func:`compare` takes a :class:`~hambias.predict.Prediction` and anything with a final
+state ``.x`` (a FlowResult, an IterateResult, an optax run, a plain array) and reports
+the distance, the Bregman gap D_R(x_result, x_pred) in the prediction's geometry and the
+result's own KKT residuals (THEORY.md §7, §11).  :func:`convergence_order` fits the
+order p of err ≈ C hᵖ from a step-size sweep (THEORY.md §3: p = 1 for GD + HYP*).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .predict import Prediction, _certificate_equality, _certificate_penalised, _Gram, _kernel_for
+
+__all__ = ["Comparison", "compare", "convergence_order"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """The distance between a run's final state and a prediction (immutable).
+
+    Attributes:
+        relative_error: ‖x_r − x_p‖₂ / ‖x_p‖₂ (absolute when x_p = 0).
+        absolute_error: ‖x_r − x_p‖₂.
+        max_error: ‖x_r − x_p‖_∞.
+        bregman_gap: D_R(x_r, x_p) in the prediction's geometry (None without one).
+        result_primal_residual: ‖Ax_r − y‖/‖y‖ (β = 0; 0 for β > 0); None without a problem.
+        result_dual_residual: the prediction's certificate evaluated at x_r: relative
+            dist(∇R(x_r) − ∇R(x₀), range Aᵀ) (β = 0) or relative stationarity (β > 0);
+            None without a problem.  It measures whether the run stayed on its
+            mirror-flow manifold, independently of where it stopped.
+        prediction_kkt: the prediction's own KKT residual.
+        status: ``"ok"``, ``"result_not_finite"``, ``"result_diverged"`` or
+            ``"result_not_converged"`` (taken from the result's ``diverged`` /
+            ``converged`` flags when it has them).
+        message: what the status means for this pair.
+    """
+
+    relative_error: float
+    absolute_error: float
+    max_error: float
+    bregman_gap: float | None
+    result_primal_residual: float | None
+    result_dual_residual: float | None
+    prediction_kkt: float
+    status: str
+    message: str
+
+
+def _final_state(result) -> np.ndarray:
+    x = result.x if hasattr(result, "x") else result
+    return np.asarray(x, dtype=np.float64)
+
+
+def compare(prediction: Prediction, result, *, problem=None) -> Comparison:
+    """Compare a run's final state with a prediction.
+
+        rel = ‖x_r − x_p‖/‖x_p‖,   gap = D_R(x_r, x_p) = R(x_r) − R(x_p) − ⟨∇R(x_p), x_r − x_p⟩
+
+    Args:
+        prediction: a :class:`~hambias.predict.Prediction`.
+        result: anything with a final state ``.x`` of shape (n,) (duck-typed), or an array.
+        problem: the LinearRegression both refer to; enables the result's residuals.
+
+    Returns:
+        A :class:`Comparison`.  A non-finite final state gives status
+        ``"result_not_finite"`` and infinite errors (never NaN).
+
+    Raises:
+        ValueError: a prediction that is not a Prediction, or shapes that differ.
+
+    THEORY.md §7 (β = 0), §11 (β > 0).
+
+    >>> import numpy as np
+    >>> from hambias import HAMGeometry, LinearRegression
+    >>> from hambias.predict import predict_limit
+    >>> p = LinearRegression(np.array([[1.0, 2.0]]), np.array([3.0]))
+    >>> pred = predict_limit(HAMGeometry(1.0), p)
+    >>> c = compare(pred, pred.x + 1e-9, problem=p)
+    >>> c.status, bool(c.relative_error < 1e-8)
+    ('ok', True)
+    """
+    if not isinstance(prediction, Prediction):
+        raise ValueError(
+            f"prediction must be a hambias Prediction, got {type(prediction).__name__}"
+        )
+    xp = np.asarray(prediction.x)
+    xr = _final_state(result)
+    if xr.shape != xp.shape:
+        raise ValueError(f"result.x must have shape {xp.shape} like the prediction, got {xr.shape}")
+    kkt = prediction.kkt_residual
+    if not np.all(np.isfinite(xr)):
+        return Comparison(
+            relative_error=np.inf, absolute_error=np.inf, max_error=np.inf, bregman_gap=None,
+            result_primal_residual=None, result_dual_residual=None, prediction_kkt=kkt,
+            status="result_not_finite",
+            message="the result's final state contains NaN or inf (a diverged run?)",
+        )
+    diff = xr - xp
+    absolute = float(np.linalg.norm(diff))
+    norm_p = float(np.linalg.norm(xp))
+    relative = absolute / norm_p if norm_p > 0 else absolute
+    gap = None
+    geometry = prediction.geometry
+    if geometry is not None:
+        gap = _kernel_for(geometry, xp.shape[0]).bregman(xr, xp)
+    primal = dual = None
+    if problem is not None:
+        A = np.asarray(problem.A, dtype=np.float64)
+        y = np.asarray(problem.y, dtype=np.float64)
+        if A.shape[1] != xp.shape[0]:
+            raise ValueError(
+                f"problem has n = {A.shape[1]} dimensions, the prediction {xp.shape[0]}"
+            )
+        if geometry is not None:
+            kernel = _kernel_for(geometry, A.shape[1])
+            if prediction.beta > 0:
+                primal, dual = _certificate_penalised(kernel, A, y, xr, prediction.beta)
+            else:
+                x0 = np.asarray(prediction.x0)
+                primal, dual = _certificate_equality(kernel, A, y, xr, x0, _Gram(A, y))
+        else:
+            primal = float(np.linalg.norm(A @ xr - y) / max(np.linalg.norm(y), 1e-300))
+    status, message = "ok", f"relative error {relative:.3e} against a prediction with KKT {kkt:.1e}"
+    if bool(getattr(result, "diverged", False)):
+        status, message = "result_diverged", "the result reports divergence; " + message
+    elif getattr(result, "converged", True) is False:
+        status, message = "result_not_converged", "the result did not converge; " + message
+    return Comparison(
+        relative_error=float(relative),
+        absolute_error=absolute,
+        max_error=float(np.max(np.abs(diff))),
+        bregman_gap=gap, result_primal_residual=primal, result_dual_residual=dual,
+        prediction_kkt=kkt, status=status, message=message,
+    )
+
+
+def convergence_order(step_sizes, errors) -> float:
+    """Least-squares slope p of log(err) against log(h): err ≈ C hᵖ.
+
+    Args:
+        step_sizes: at least two positive, distinct step sizes h.
+        errors: the matching positive, finite errors.
+
+    Returns:
+        The fitted order p (1 for a first-order method such as GD + HYP*, THEORY.md §3).
+
+    Raises:
+        ValueError: fewer than two points, mismatched lengths, or a non-positive value.
+
+    >>> round(convergence_order([0.1, 0.05, 0.025], [2e-3, 1e-3, 5e-4]), 6)
+    1.0
+    """
+    h = np.asarray(step_sizes, dtype=np.float64)
+    e = np.asarray(errors, dtype=np.float64)
+    if h.ndim != 1 or h.shape != e.shape or h.size < 2:
+        raise ValueError(
+            "need two equally long 1-D sequences of at least 2 values, "
+            f"got shapes {h.shape}, {e.shape}"
+        )
+    if not (np.all(np.isfinite(h)) and np.all(np.isfinite(e)) and np.all(h > 0) and np.all(e > 0)):
+        raise ValueError("step sizes and errors must be positive and finite")
+    if np.unique(h).size < 2:
+        raise ValueError("need at least two distinct step sizes")
+    return float(np.polyfit(np.log(h), np.log(e), 1)[0])

@@ -1,0 +1,472 @@
+"""Implicit-bias predictions (hambias.predict): certificates, two solvers, limits of §7, §8, §11.
+
+Every prediction is checked against something independent of the code that made it:
+the other solver, a KKT check written here with the JAX geometry and numpy lstsq,
+the discrete iterates (GD + HYP*, GD on (m, w)) run in this file with O(η) halving,
+closed forms (min-L2 interpolant, ridge) and the reference LPs.
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from hambias import Euclidean, HAMGeometry, LinearRegression, PointwiseProduct, sparse_regression
+from hambias.geometry import AbstractGeometry
+from hambias.iterates import gd_hyp_step
+from hambias.predict import (
+    CvxpyPredictor,
+    Prediction,
+    PredictionError,
+    lasso,
+    min_l1_interpolant,
+    predict_limit,
+    ridge,
+)
+
+# -- tolerances (one table) -------------------------------------------------------
+# Newton certificate demanded by the issue (it reaches ~1e-15).
+NEWTON_KKT = 1e-10
+# cvxpy (Clarabel at tolerance 1e-10) against Newton, relative in x (issue acceptance).
+CVXPY_AGREE = 1e-6
+# Discrete GD+HYP* at η₀/8 against the prediction, relative (issue acceptance; THEORY §7
+# measured 2e-5 … 7e-4 on 20×100).
+ITER_AGREE = 2e-3
+# Halving η must halve the O(η) error: the ratio err(η)/err(η/2) of a first-order method.
+HALVING_RATIO = (1.6, 2.4)
+# α → 0: ‖x_α − x_mn‖ ≤ 0.05 α ‖x_mn‖ (issue; THEORY §8 measured ≈ 0.014 α).
+L2_SLOPE = 0.05
+# Agreement of two exact solvers of one problem (Newton vs Newton, HiGHS vs Clarabel LP).
+SAME_POINT = 1e-9
+LP_AGREE = 1e-6  # two LP solvers at default-to-1e-10 tolerances on a unique vertex
+
+
+def _problem(d, n, seed=0):
+    p, _ = sparse_regression(jax.random.key(seed), d, n, 5)
+    return p
+
+
+@functools.lru_cache(maxsize=None)
+def _cached(d, n):
+    return _problem(d, n)
+
+
+def _x0(kind, n):
+    if kind == "zero":
+        return None
+    return np.random.default_rng(7).normal(size=n) / np.sqrt(n)  # THEORY §11 scale
+
+
+def _independent_kkt(geometry, p, x, x0):
+    """(‖Ax − y‖/‖y‖, dist(∇R(x) − ∇R(x₀), range Aᵀ)/‖∇R(x)‖) with JAX maps and lstsq."""
+    A, y = np.asarray(p.A), np.asarray(p.y)
+    x0 = np.zeros_like(x) if x0 is None else x0
+    v = np.asarray(geometry.mirror_map(jnp.asarray(x))) - np.asarray(geometry.mirror_map(x0))
+    lam = np.linalg.lstsq(A.T, v, rcond=None)[0]
+    gx = np.linalg.norm(np.asarray(geometry.mirror_map(jnp.asarray(x))))
+    return (
+        np.linalg.norm(A @ x - y) / np.linalg.norm(y),
+        np.linalg.norm(v - A.T @ lam) / max(gx, 1e-300),
+    )
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
+
+
+# -- Newton certificate and cvxpy agreement (§7) ------------------------------------
+@pytest.mark.parametrize("size", [(20, 100), (60, 500)])
+@pytest.mark.parametrize("alpha", [0.05, 1.0, 30.0, -0.5])
+@pytest.mark.parametrize("x0kind", ["zero", "random"])
+def test_newton_certificate_and_cvxpy_agree(size, alpha, x0kind):
+    p = _cached(*size)
+    x0 = _x0(x0kind, p.n)
+    g = HAMGeometry(alpha)
+    pn = predict_limit(g, p, x0)
+    assert pn.status == "optimal" and pn.solver == "newton"
+    assert pn.kkt_residual <= NEWTON_KKT
+    primal, dual = _independent_kkt(g, p, pn.x, x0)
+    assert primal <= NEWTON_KKT and dual <= NEWTON_KKT
+    # the returned duals certify the point: ∇R(x) − ∇R(x₀) = Aᵀλ
+    base = np.zeros(p.n) if x0 is None else x0
+    v = np.asarray(g.mirror_map(pn.x)) - np.asarray(g.mirror_map(base))
+    assert np.linalg.norm(v - np.asarray(p.A).T @ pn.dual) <= NEWTON_KKT * np.linalg.norm(v)
+    pc = predict_limit(g, p, x0, solver="cvxpy")
+    if abs(alpha) * np.max(np.abs(pn.x)) < 5e-2:
+        # the primal exp-cone form cancels here: the fallback is taken and announced
+        assert pc.solver == "newton" and "cancels" in pc.message
+    else:
+        assert pc.solver == "cvxpy:CLARABEL" and pc.status == "optimal"
+        assert _rel(pc.x, pn.x) <= CVXPY_AGREE
+        assert _rel(pc.dual, pn.dual) <= 10 * CVXPY_AGREE  # duals are one order less accurate
+
+
+def test_euclidean_is_min_norm_and_pointwise_cvxpy_agrees():
+    p = _cached(20, 100)
+    x0 = _x0("random", p.n)
+    pe = predict_limit(Euclidean(), p, x0)
+    assert pe.solver == "closed_form"
+    np.testing.assert_allclose(pe.x, np.asarray(p.min_norm_interpolant(x0)), rtol=0, atol=1e-12)
+    # HAMGeometry(0) is the Euclidean geometry through the dual-Newton route
+    assert _rel(predict_limit(HAMGeometry(0.0), p, x0).x, pe.x) <= SAME_POINT
+    for gamma in (1e-3, 0.1):
+        g = PointwiseProduct(gamma)
+        pn = predict_limit(g, p, x0)
+        assert pn.kkt_residual <= NEWTON_KKT
+        assert max(_independent_kkt(g, p, pn.x, x0)) <= NEWTON_KKT
+        # the cosh exp-cone dual is accurate to ~1e-8 from x₀ = 0 only (3e-6 from a
+        # random x₀: the certificate then flags it), so cross-check from x₀ = 0
+        pc = predict_limit(g, p, solver="cvxpy")
+        assert _rel(pc.x, predict_limit(g, p).x) <= CVXPY_AGREE
+
+
+class _UserHAM(AbstractGeometry):
+    """A user geometry: HAM written out again, unknown to predict's fast paths."""
+
+    alpha: float
+
+    def inverse_metric(self, x):
+        return 1.0 + self.alpha * jnp.abs(x)
+
+    def mirror_map(self, x):
+        return jnp.sign(x) * jnp.log1p(self.alpha * jnp.abs(x)) / self.alpha
+
+    def inverse_mirror_map(self, phi):
+        return jnp.sign(phi) * jnp.expm1(self.alpha * jnp.abs(phi)) / self.alpha
+
+    def coordinate_potential(self, x):
+        u = self.alpha * jnp.abs(x)
+        return ((1 + u) * jnp.log1p(u) - u) / self.alpha**2
+
+    def coordinate_conjugate(self, phi):
+        v = self.alpha * jnp.abs(phi)
+        return (jnp.expm1(v) - v) / self.alpha**2
+
+
+def test_user_geometry_through_its_conjugate():
+    p = _cached(20, 100)
+    x0 = _x0("random", p.n)
+    pu = predict_limit(_UserHAM(2.0), p, x0)
+    assert pu.kkt_residual <= NEWTON_KKT
+    assert _rel(pu.x, predict_limit(HAMGeometry(2.0), p, x0).x) <= SAME_POINT
+    with pytest.raises(ValueError, match="cvxpy solver supports"):
+        predict_limit(_UserHAM(2.0), p, x0, solver="cvxpy")
+
+
+def test_overflow_guard_large_alpha_random_init():
+    # α = 1e8 with x₀ of scale 1: the first Newton steps overflow exp(α|φ|) (> 709)
+    p = _cached(20, 100)
+    x0 = np.random.default_rng(1).normal(size=p.n)
+    pr = predict_limit(HAMGeometry(1e8), p, x0)
+    assert pr.status == "optimal" and pr.kkt_residual <= NEWTON_KKT
+
+
+# -- discrete iterates land on the prediction (§7, §3) --------------------------------
+@functools.partial(jax.jit, static_argnames=("steps", "star"))
+def _run_gd_hyp(A, y, x0, eta, alpha, beta, steps, star=True):
+    d = A.shape[0]
+
+    def body(_, x):
+        g = A.T @ (A @ x - y) / d
+        return gd_hyp_step(x, g, eta, alpha, beta, star)
+
+    return jax.lax.fori_loop(0, steps, body, x0)
+
+
+def _iterate_errors(p, x0, alpha, beta, x_pred, *, star=True):
+    """Relative errors of GD+HYP* at η₀/8 and η₀/16, run to time T = 40/rate.
+
+    rate = λ_PL for β = 0 (f − f* ≤ e^{−λt}(f₀ − f*), THEORY §10); for β > 0 the
+    null-space directions of A contract only at β H_α''·(1 + α|x|) ≥ β/(1 + α max|x|).
+    e^{−20} puts the optimisation error far below the O(η) discretisation error.
+    """
+    L = float(p.lipschitz())
+    scale = 1 + abs(alpha) * np.max(np.abs(x_pred))
+    eta0 = 0.5 / (L * scale)
+    rate = float(p.pl_constant()) if beta == 0 else min(float(p.pl_constant()), beta / scale)
+    T = 40.0 / rate
+    x0 = np.zeros(p.n) if x0 is None else x0
+    errs = []
+    for eta in (eta0 / 8, eta0 / 16):
+        x = _run_gd_hyp(p.A, p.y, jnp.asarray(x0), eta, alpha, beta, int(np.ceil(T / eta)), star)
+        assert np.all(np.isfinite(np.asarray(x)))
+        errs.append(_rel(x, x_pred))
+    return errs
+
+
+@pytest.mark.parametrize("alpha", [0.05, 1.0, 30.0])
+@pytest.mark.parametrize("x0kind", ["zero", "random"])
+def test_gd_hyp_star_lands_on_prediction_20x100(alpha, x0kind):
+    p = _cached(20, 100)
+    x0 = _x0(x0kind, p.n)
+    pr = predict_limit(HAMGeometry(alpha), p, x0)
+    e8, e16 = _iterate_errors(p, x0, alpha, 0.0, pr.x)
+    assert e8 <= ITER_AGREE
+    assert HALVING_RATIO[0] <= e8 / e16 <= HALVING_RATIO[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alpha", [0.05, 1.0, 30.0])
+@pytest.mark.parametrize("x0kind", ["zero", "random"])
+def test_gd_hyp_star_lands_on_prediction_60x500(alpha, x0kind):
+    p = _cached(60, 500)
+    x0 = _x0(x0kind, p.n)
+    pr = predict_limit(HAMGeometry(alpha), p, x0)
+    e8, e16 = _iterate_errors(p, x0, alpha, 0.0, pr.x)
+    assert e8 <= ITER_AGREE
+    assert HALVING_RATIO[0] <= e8 / e16 <= HALVING_RATIO[1]
+
+
+# -- the α → 0 and α → ∞ limits (§8) ---------------------------------------------------
+@pytest.mark.parametrize("x0kind", ["zero", "random"])
+def test_small_alpha_is_min_l2(x0kind):
+    p = _cached(20, 100)
+    x0 = _x0(x0kind, p.n)
+    x_mn = np.asarray(p.min_norm_interpolant(x0))
+    for alpha in (1e-2, 1e-3, 1e-4):
+        x = predict_limit(HAMGeometry(alpha), p, x0).x
+        assert _rel(x, x_mn) <= L2_SLOPE * alpha
+
+
+def test_large_alpha_approaches_min_l1_from_zero():
+    p = _cached(20, 100)
+    l1 = min_l1_interpolant(p)
+    dist = [_rel(predict_limit(HAMGeometry(a), p).x, l1.x) for a in (1e2, 1e4, 1e6, 1e8)]
+    assert all(b < a for a, b in zip(dist, dist[1:])), dist
+
+
+def test_large_alpha_with_init_is_sign_anchored_not_l1():
+    # THEORY §8: (α/log α) D_{R_α}(x, x₀) → J(x) = Σ(|x_i| − sign(x₀_i) x_i).
+    p = _cached(20, 100)
+    x0 = np.random.default_rng(1).normal(size=p.n)
+    l1 = min_l1_interpolant(p)
+
+    def J(x):
+        return float(np.sum(np.abs(x) - np.sign(x0) * x))
+
+    js = [J(predict_limit(HAMGeometry(a), p, x0).x) for a in (1.0, 1e2, 1e4)]
+    assert js[0] > js[1] >= js[2]
+    # min J over {Ax = y}, an LP in x = u − v (u, v ≥ 0): J = Σ(1 − s)u + (1 + s)v (HiGHS)
+    A, y, s = np.asarray(p.A), np.asarray(p.y), np.sign(x0)
+    lp = linprog(np.r_[1 - s, 1 + s], A_eq=np.c_[A, -A], b_eq=y, bounds=(0, None), method="highs")
+    assert lp.status == 0 and lp.fun <= 1e-9  # a sign-consistent interpolant exists
+    assert js[2] <= lp.fun + 1e-6 * J(l1.x)  # the large-α prediction attains it
+    # … and the large-α limit is far from the min-L1 interpolant, which J penalises
+    assert J(l1.x) > 1.0
+    assert _rel(predict_limit(HAMGeometry(1e4), p, x0).x, l1.x) > 1.0
+
+
+# -- β > 0 (§11) ----------------------------------------------------------------------
+@pytest.mark.parametrize("beta", [1e-3, 1e-1])
+def test_beta_newton_certificate_and_cvxpy(beta):
+    p = _cached(20, 100)
+    for alpha in (0.05, 1.0, 30.0):
+        pn = predict_limit(HAMGeometry(alpha), p, beta=beta)
+        assert pn.kkt_residual <= NEWTON_KKT
+        # stationarity checked here with the JAX geometry's H_α' = θ/(1 + α|θ|)
+        A, y = np.asarray(p.A), np.asarray(p.y)
+        grad = A.T @ (A @ pn.x - y) / p.d + beta * pn.x / (1 + alpha * np.abs(pn.x))
+        assert np.linalg.norm(grad) <= NEWTON_KKT * np.linalg.norm(A.T @ (A @ pn.x - y) / p.d)
+        # x₀ plays no role
+        other = predict_limit(HAMGeometry(alpha), p, _x0("random", p.n), beta=beta)
+        assert _rel(other.x, pn.x) == 0
+    pc = predict_limit(HAMGeometry(1.0), p, beta=beta, solver="cvxpy")
+    assert _rel(pc.x, predict_limit(HAMGeometry(1.0), p, beta=beta).x) <= CVXPY_AGREE
+
+
+def test_beta_small_alpha_is_ridge():
+    # H_α(θ) = θ²/2 − α|θ|³/3 + O(α²); the minimiser moves by δ with (AᵀA/d + β)δ ≈ αβ r|r|,
+    # so ‖δ‖ ≤ α‖r∘|r|‖ (Hessian ≥ βI); factor 2 covers the O(α²) remainder.
+    p = _cached(20, 100)
+    beta = 1e-2
+    r = ridge(p, beta).x
+    for alpha in (1e-3, 1e-4):
+        x = predict_limit(HAMGeometry(alpha), p, beta=beta).x
+        assert np.linalg.norm(x - r) <= 2 * alpha * np.linalg.norm(r * np.abs(r))
+
+
+def test_beta_large_alpha_is_lasso():
+    # βH_α = λ(|θ| − log(1 + α|θ|)/α), λ = β/α: the perturbation of LASSO has gradient
+    # λ/(1 + α|θ_i|) = O(1/α) on the support and a smoothed kink of width 1/α off it, so
+    # the distance falls like 1/α (up to logs): log-log slope ≤ −0.8 over α ∈ {1e2 … 1e4}.
+    p = _cached(20, 100)
+    lam = 1e-2
+    alphas = np.array([1e2, 1e3, 1e4])
+    errs = []
+    for a in alphas:
+        ref = lasso(p, lam)
+        assert ref.dual_residual <= CVXPY_AGREE
+        errs.append(_rel(predict_limit(HAMGeometry(a), p, beta=lam * a).x, ref.x))
+    slope = np.polyfit(np.log(alphas), np.log(errs), 1)[0]
+    assert slope <= -0.8, (errs, slope)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 1.0])
+def test_beta_iterates_converge_with_order_one(alpha):
+    p = _cached(20, 100)
+    beta = 0.1
+    pr = predict_limit(HAMGeometry(alpha), p, beta=beta)
+    for x0kind in ("zero", "random"):
+        e8, e16 = _iterate_errors(p, _x0(x0kind, p.n), alpha, beta, pr.x)
+        assert e8 <= ITER_AGREE
+        assert HALVING_RATIO[0] <= e8 / e16 <= HALVING_RATIO[1]
+
+
+# -- m⊙w: GD on (m, w) lands on PointwiseProduct(γ = |m₀² − w₀²|/2) (§5) ------------------
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _run_mw(A, y, m, w, eta, steps):
+    d = A.shape[0]
+
+    def body(_, mw):
+        m, w = mw
+        g = A.T @ (A @ (m * w) - y) / d
+        return m - eta * w * g, w - eta * m * g
+
+    m, w = jax.lax.fori_loop(0, steps, body, (m, w))
+    return m * w
+
+
+def test_mw_gradient_descent_lands_on_pointwise_prediction():
+    p = _cached(20, 100)
+    rng = np.random.default_rng(3)
+    m0 = rng.uniform(0.5, 1.0, p.n)
+    w0 = rng.uniform(-0.4, 0.4, p.n)
+    gamma = 0.5 * np.abs(m0**2 - w0**2)
+    x0 = m0 * w0
+    pr = predict_limit(PointwiseProduct(gamma), p, x0)
+    assert pr.kkt_residual <= NEWTON_KKT
+    L = float(p.lipschitz())
+    eta0 = 0.5 / (2 * L * np.max(np.hypot(pr.x, gamma)))
+    T = 40.0 / (float(p.pl_constant()) * 2 * np.min(gamma))  # inverse metric ≥ 2γ
+    errs = []
+    for eta in (eta0 / 8, eta0 / 16):
+        x = _run_mw(p.A, p.y, jnp.asarray(m0), jnp.asarray(w0), eta, int(np.ceil(T / eta)))
+        errs.append(_rel(x, pr.x))
+    assert errs[0] <= ITER_AGREE
+    assert HALVING_RATIO[0] <= errs[0] / errs[1] <= HALVING_RATIO[1]
+    # negative control: PILoT's constant γ = |m₀² − w₀²| misses by far more than O(η)
+    wrong = predict_limit(PointwiseProduct(2 * gamma), p, x0)
+    assert _rel(wrong.x, pr.x) > 10 * errs[0]
+
+
+# -- references ----------------------------------------------------------------------
+def test_references_against_second_solvers():
+    p = _cached(20, 100)
+    A, y = np.asarray(p.A), np.asarray(p.y)
+    l1 = min_l1_interpolant(p)
+    n = p.n
+    # HiGHS LP: min 1ᵀ(u + v), A(u − v) = y, u, v ≥ 0
+    res = linprog(np.ones(2 * n), A_eq=np.c_[A, -A], b_eq=y, bounds=(0, None), method="highs")
+    assert res.status == 0
+    assert _rel(l1.x, res.x[:n] - res.x[n:]) <= LP_AGREE
+    assert l1.kkt_residual <= CVXPY_AGREE
+    r = ridge(p, 0.1)
+    assert r.dual_residual <= NEWTON_KKT
+    assert _rel(r.x, predict_limit(Euclidean(), p, beta=0.1).x) <= SAME_POINT
+    lz = lasso(p, 0.05)
+    assert lz.dual_residual <= CVXPY_AGREE  # subgradient optimality, checked from x alone
+
+
+def test_cvxpy_predictor_is_built_once_and_reused():
+    p = _cached(20, 100)
+    pr = CvxpyPredictor(HAMGeometry(1.0), p.A)
+    assert pr._problem.is_dpp()
+    rng = np.random.default_rng(5)
+    for _ in range(2):
+        y = np.asarray(p.A) @ rng.normal(size=p.n)
+        x0 = rng.normal(size=p.n) / 10
+        q = LinearRegression(p.A, y)
+        assert _rel(pr.solve(y, x0).x, predict_limit(HAMGeometry(1.0), q, x0).x) <= CVXPY_AGREE
+
+
+def test_prediction_is_immutable():
+    pr = predict_limit(HAMGeometry(1.0), _cached(20, 100))
+    assert isinstance(pr, Prediction)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pr.status = "x"
+    with pytest.raises(ValueError):
+        pr.x[0] = 1.0
+
+
+# -- every failure mode says so --------------------------------------------------------
+def test_failure_modes_have_messages():
+    p = _cached(20, 100)
+    A, y = np.asarray(p.A), np.asarray(p.y)
+    g = HAMGeometry(1.0)
+    with pytest.raises(ValueError, match="underdetermined.*d < n"):
+        predict_limit(g, LinearRegression(A[:, :20], y))
+    A_dup = np.vstack([A, A[:1]])
+    with pytest.raises(ValueError, match="inconsistent system"):
+        predict_limit(g, LinearRegression(A_dup, np.r_[y, y[0] + 1.0]))
+    ok = predict_limit(g, LinearRegression(A_dup, np.r_[y, y[0]]))  # consistent, rank d
+    assert "redundant" in ok.message and _rel(ok.x, predict_limit(g, p).x) <= SAME_POINT
+    with pytest.raises(ValueError, match="no interpolant inside its box"):
+        predict_limit(HAMGeometry(-10.0), p)
+    with pytest.raises(PredictionError, match="not optimal"):
+        CvxpyPredictor(HAMGeometry(-10.0), A).solve(y)
+    with pytest.raises(PredictionError, match="above tolerance"):
+        predict_limit(g, p, solver="cvxpy", kkt_tol=1e-14)
+    bad = predict_limit(g, p, solver="cvxpy", kkt_tol=1e-14, on_failure="return")
+    assert bad.status == "certificate" and not bad.converged
+    with pytest.raises(PredictionError, match="no convergence in 1 Newton"):
+        predict_limit(HAMGeometry(30.0), p, max_iter=1)
+    small = predict_limit(HAMGeometry(1e-4), p, solver="cvxpy")
+    assert small.solver == "newton" and "solved by dual Newton instead" in small.message
+    with pytest.raises(ValueError, match="x0 must have shape"):
+        predict_limit(g, p, np.zeros(3))
+    with pytest.raises(ValueError, match="inside the domain"):
+        predict_limit(HAMGeometry(-0.5), p, np.full(p.n, 3.0))
+    with pytest.raises(ValueError, match="beta must be"):
+        predict_limit(g, p, beta=-1.0)
+    with pytest.raises(ValueError, match="beta > 0 is defined"):
+        predict_limit(PointwiseProduct(1.0), p, beta=0.1)
+    with pytest.raises(ValueError, match="AbstractGeometry"):
+        predict_limit("ham", p)
+    with pytest.raises(ValueError, match="least-squares problem"):
+        predict_limit(g, object())
+    with pytest.raises(ValueError, match="solver must be"):
+        predict_limit(g, p, solver="magic")
+    with pytest.raises(ValueError, match="Euclidean only"):
+        predict_limit(g, p, solver="closed_form")
+
+
+# -- internals checked against the JAX geometry ------------------------------------------
+# The numpy float64 kernels re-implement the geometry's maps; both are series-accurate.
+KERNEL_RTOL = 1e-12
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [HAMGeometry(-0.5), HAMGeometry(0.0), HAMGeometry(1e-3), HAMGeometry(1.0), HAMGeometry(100.0),
+     PointwiseProduct(0.3), Euclidean()],
+)
+def test_numpy_kernels_match_geometry(geometry):
+    from hambias.predict import _kernel_for
+
+    rng = np.random.default_rng(11)
+    x = np.r_[rng.normal(size=20), 1e-9, -1e-6, 0.0]
+    if isinstance(geometry, HAMGeometry) and geometry.alpha < 0:
+        x = np.clip(x, -1.5, 1.5)
+    phi = np.asarray(geometry.mirror_map(x))
+    k = _kernel_for(geometry, x.size)
+    for mine, ref in [
+        (k.mirror(x), phi),
+        (k.inverse(phi), np.asarray(geometry.inverse_mirror_map(phi))),
+        (k.dual_hess(phi), np.asarray(geometry.dual_inverse_metric(phi))),
+        (k.coordinate_potential(x), np.asarray(geometry.coordinate_potential(x))),
+        (k.conj(phi), float(geometry.conjugate(phi))),
+    ]:
+        np.testing.assert_allclose(mine, ref, rtol=KERNEL_RTOL, atol=1e-300)
+
+
+def test_preconditioned_cg_route_matches_direct():
+    p = _cached(60, 500)
+    x0 = _x0("random", p.n)
+    for alpha in (1.0, 30.0):
+        a = predict_limit(HAMGeometry(alpha), p, x0, _linear="pcg")
+        b = predict_limit(HAMGeometry(alpha), p, x0, _linear="direct")
+        assert a.kkt_residual <= NEWTON_KKT and _rel(a.x, b.x) <= SAME_POINT
