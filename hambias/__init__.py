@@ -5,6 +5,7 @@ prediction → comparison → sweep / check → plots.  This module is the curat
 public API; everything else is private or reachable through its submodule.
 """
 
+from .flow import FlowResult, flow_vector_field, solve_flow, stationarity_residual
 from .geometry import (
     AbstractGeometry,
     Euclidean,
@@ -48,6 +49,8 @@ __all__ = [
     "CvxpyPredictor",
     "Euclidean",
     "ExpStep",
+    "flow_vector_field",
+    "FlowResult",
     "gamma_from_init",
     "GD",
     "GDHyp",
@@ -74,8 +77,10 @@ __all__ = [
     "ridge",
     "run_iterates",
     "run_sweep",
+    "solve_flow",
     "sparse_regression",
     "stability_boundary",
+    "stationarity_residual",
     "SweepConfig",
     "__version__",
 ]

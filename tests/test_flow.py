@@ -1,0 +1,363 @@
+"""Tests of hambias.flow: the continuous flows (THEORY.md §3, §5, §7, §10, §11).
+
+Every check compares against an independent reference: the other backend, the
+exact (m, w) gradient flow integrated here with scipy, the KKT conditions of the
+implicit-bias problem, a Newton/trust-region minimiser of f + βH_α, or the PL bound.
+Compiles dominate the run time, so the fast tests share a few static
+configurations (one geometry type × finite/infinite t1 each).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import integrate
+
+from hambias import (
+    Euclidean,
+    HAMGeometry,
+    LinearRegression,
+    LossProblem,
+    PointwiseProduct,
+    gamma_from_init,
+    sparse_regression,
+)
+from hambias.flow import (
+    AUTO_EXPLICIT_STEPS,
+    STATUS_MAX_STEPS,
+    STATUS_SUCCESS,
+    FlowResult,
+    flow_vector_field,
+    solve_flow,
+    stationarity_residual,
+)
+
+# -- tolerance table -------------------------------------------------------------
+# Tolerances requested from every solver in these tests.
+RTOL, ATOL = 1e-10, 1e-12
+# Two independent adaptive solvers, each with local tolerance 1e-10, drift apart by
+# the accumulated global error over a horizon of ~100 steps: allow 1000× rtol.
+AGREE_TOL = 1e3 * RTOL
+# diffrax crossings come from a cubic Hermite interpolant on the accepted steps
+# (error O(h⁴) ≈ rtol^(4/5) ≈ 1e-8 of the step), scipy's from brentq on its dense
+# output: allow 100× the interpolation error.
+CROSSING_TOL = 1e-6
+# ∇R(x_t) − ∇R(x₀) ∈ range(Aᵀ) is an invariant of the exact flow; the integrated
+# one keeps it up to the accumulated integration error (~steps × rtol).
+KKT_NULLSPACE_TOL = 1e-7
+# steady_tol = 1e-9 on ‖∇f‖ bounds ‖Ax − y‖ by 1e-9·cond(A)·‖Ax₀ − y‖ (cond ≈ 5).
+INTERP_TOL = 1e-7
+# PL bound: the saved losses carry relative integration error ~rtol, and the
+# integral ∫(1 + α min|θ|) is a lower Riemann sum on the save grid.
+PL_SLACK = 1e-6
+# f + βH_α is strongly convex with modulus ≥ β/(1 + α max|x|)²; a stationarity
+# residual of 1e-9·‖∇F(x₀)‖ bounds the distance to its minimiser by ~1e-7.
+BETA_TOL = 1e-6
+# Newton on f + βH_α stops at a gradient norm near float64 round-off of ∇F.
+NEWTON_GTOL = 1e-13
+# m⊙w with γ = |c| (PILoT's constant) must miss the exact (m, w) flow by far more
+# than the agreement tolerance: THEORY.md §5 measured 0.12 for the limit.
+WRONG_GAMMA_MIN_GAP = 1e-3
+
+
+@pytest.fixture(scope="module")
+def problem():
+    # numpy-drawn (no eager JAX kernels to compile): 10 samples, 30 dims, 3-sparse truth
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(10, 30))
+    x_star = np.zeros(30)
+    x_star[rng.choice(30, 3, replace=False)] = rng.normal(size=3)
+    return LinearRegression(A, A @ x_star, underdetermined=True, full_row_rank=True)
+
+
+@pytest.fixture(scope="module")
+def x0():
+    return 0.3 * np.asarray(jax.random.normal(jax.random.key(4), (30,)))
+
+
+def _geometries():
+    return {
+        "gd": Euclidean(),
+        "gd_as_ham": HAMGeometry(0.0),  # α = 0 is GD exactly; shares the HAM compile
+        "mw": PointwiseProduct(np.full(30, 0.2)),  # per-coordinate γ, as in the m⊙w test
+        "ham": HAMGeometry(3.0),
+    }
+
+
+# -- input validation -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"t1": 0.0}, "t1 must be > 0"),
+        ({"t1": -1.0}, "t1 must be > 0"),
+        ({"t1": float("nan")}, "t1 must be > 0"),
+        ({"t1": 1.0, "beta": -0.1}, "beta must be"),
+        ({"t1": 1.0, "backend": "torch"}, "backend must be"),
+        ({"t1": 1.0, "method": "euler"}, "method for backend"),
+        ({"t1": 1.0, "rtol": 0.0}, "rtol must be"),
+        ({"t1": 1.0, "saveat": [0.0, 2.0]}, "saveat must be"),
+        ({"t1": 1.0, "saveat": [0.5, 0.1]}, "saveat must be"),
+        ({"t1": 1.0, "n_save": 1}, "n_save must be"),
+    ],
+)
+def test_bad_options_raise(problem, x0, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        solve_flow(Euclidean(), problem, x0, **kwargs)
+
+
+def test_bad_x0_raises(problem, x0):
+    with pytest.raises(ValueError, match=r"shape \(30,\)"):
+        solve_flow(Euclidean(), problem, x0[:-1], t1=1.0)
+    with pytest.raises(ValueError, match="vector"):
+        solve_flow(Euclidean(), problem, x0.reshape(5, 6), t1=1.0)
+    bad = x0.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        solve_flow(Euclidean(), problem, bad, t1=1.0)
+    with pytest.raises(ValueError, match="float64"):
+        solve_flow(Euclidean(), problem, jnp.asarray(x0, dtype=jnp.float32), t1=1.0)
+
+
+def test_negative_alpha_needs_x0_inside_box(problem, x0):
+    # α = −2: the box is |x| < 0.5, and x0 has coordinates beyond it.
+    assert np.max(np.abs(x0)) > 0.5
+    with pytest.raises(ValueError, match="inside the box"):
+        solve_flow(HAMGeometry(-2.0), problem, x0, t1=1.0)
+
+
+def test_vector_field_and_residual_formulas():
+    p = LossProblem(lambda x: 0.5 * jnp.sum((x - 1.0) ** 2))
+    x = jnp.array([2.0, -0.5])
+    g = HAMGeometry(4.0)
+    expected = -(1 + 4 * jnp.abs(x)) * (x - 1.0) - 0.3 * x
+    np.testing.assert_allclose(flow_vector_field(g, p, x, beta=0.3), expected, rtol=1e-15)
+    expected_res = jnp.linalg.norm((x - 1.0) + 0.3 * x / (1 + 4 * jnp.abs(x)))
+    np.testing.assert_allclose(stationarity_residual(g, p, x, beta=0.3), expected_res, rtol=1e-15)
+
+
+# -- backends agree -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name", [pytest.param("gd", marks=pytest.mark.slow), "gd_as_ham", "mw", "ham"])
+def test_backends_agree(problem, x0, name):
+    geometry = _geometries()[name]
+    ref = solve_flow(geometry, problem, x0, t1=4.0, backend="scipy", method="DOP853",
+                     rtol=RTOL, atol=ATOL)
+    res = solve_flow(geometry, problem, x0, t1=4.0, rtol=RTOL, atol=ATOL)
+    assert isinstance(res, FlowResult)
+    assert res.converged and ref.converged, (res.message, ref.message)
+    assert res.xs.shape == (201, 30) and float(res.ts[-1]) == 4.0
+    np.testing.assert_array_equal(res.ts, ref.ts)
+    np.testing.assert_allclose(res.xs, ref.xs, rtol=0, atol=AGREE_TOL * np.max(np.abs(ref.xs)))
+    np.testing.assert_array_equal(res.xs[0], x0)
+    # the flow moved: the agreement is not that of two copies of x0
+    assert float(problem.loss(res.x)) < 1e-2 * float(problem.loss(x0))
+
+
+# -- t = ∞ and the implicit bias (THEORY.md §7) ------------------------------------------
+def test_ham_limit_satisfies_kkt(problem, x0):
+    geometry = HAMGeometry(3.0)
+    res = solve_flow(geometry, problem, 0.1 * x0, t1=np.inf, rtol=RTOL, atol=ATOL)
+    assert res.converged, res.message
+    assert "steady state" in res.message
+    x = res.x
+    A, y = np.asarray(problem.A), np.asarray(problem.y)
+    assert np.linalg.norm(A @ x - y) <= INTERP_TOL * np.linalg.norm(y)
+    # ∇R(x∞) − ∇R(x₀) must lie in range(Aᵀ): its null-space component vanishes.
+    v = np.asarray(geometry.mirror_map(x) - geometry.mirror_map(0.1 * x0))
+    q, _ = np.linalg.qr(A.T)
+    null_part = v - q @ (q.T @ v)
+    assert np.linalg.norm(null_part) <= KKT_NULLSPACE_TOL * np.linalg.norm(v)
+    # ... and the bias is not that of GD: the limit differs from the min-L2 interpolant.
+    l2 = np.asarray(problem.min_norm_interpolant(0.1 * x0))
+    assert np.linalg.norm(x - l2) > 1e3 * INTERP_TOL * np.linalg.norm(l2)
+    # the rows after the steady state repeat it
+    assert float(res.ts[-1]) == float(res.stats["t_final"]) < 1e6
+    np.testing.assert_array_equal(res.xs[-2], res.x)
+
+
+def test_steady_state_not_reached_is_reported(problem, x0):
+    # An unattainable stationarity tolerance: the explicit solver spends its budget.
+    res = solve_flow(HAMGeometry(3.0), problem, 0.1 * x0, t1=np.inf, method="tsit5",
+                     steady_tol=1e-30, max_steps=AUTO_EXPLICIT_STEPS, rtol=RTOL, atol=ATOL)
+    assert int(res.status) == STATUS_MAX_STEPS and not res.converged
+    assert "maximum number of steps" in res.message
+    ref = solve_flow(HAMGeometry(3.0), problem, 0.1 * x0, t1=np.inf, backend="scipy",
+                     method="RK45", max_steps=20)
+    assert int(ref.status) == STATUS_MAX_STEPS and not ref.converged
+    assert np.all(np.isnan(np.asarray(ref.xs[-2])))  # no fake steady state after a failure
+
+
+@pytest.mark.slow
+def test_t_inf_backends_agree(problem, x0):
+    geometry = HAMGeometry(3.0)
+    a = solve_flow(geometry, problem, 0.1 * x0, t1=np.inf, rtol=RTOL, atol=ATOL)
+    b = solve_flow(geometry, problem, 0.1 * x0, t1=np.inf, backend="scipy", rtol=RTOL, atol=ATOL)
+    assert a.converged and b.converged
+    np.testing.assert_allclose(a.x, b.x, atol=AGREE_TOL * np.max(np.abs(b.x)), rtol=0)
+
+
+# -- m⊙w against the exact (m, w) gradient flow (THEORY.md §5) ---------------------------
+def test_pointwise_product_is_the_mw_flow_at_double_time(problem):
+    rng = np.random.default_rng(5)
+    m0 = rng.normal(0.0, 0.5, 30)
+    w0 = rng.normal(0.0, 0.5, 30)
+    A, y, d = np.asarray(problem.A), np.asarray(problem.y), problem.d
+
+    def mw_rhs(t, z):
+        m, w = z[:30], z[30:]
+        g = A.T @ (A @ (m * w) - y) / d
+        return np.concatenate([-w * g, -m * g])
+
+    t_exact = np.linspace(0.0, 1.5, 200)  # 200 save times: the compile of the default grid
+    exact = integrate.solve_ivp(mw_rhs, (0.0, 1.5), np.concatenate([m0, w0]), method="DOP853",
+                                t_eval=t_exact, rtol=1e-12, atol=1e-14)
+    x_exact = (exact.y[:30] * exact.y[30:]).T
+    gamma = np.asarray(gamma_from_init(m0, w0))
+    taus = 2.0 * t_exact
+    flow = solve_flow(PointwiseProduct(gamma), problem, m0 * w0, t1=3.0, saveat=taus,
+                      rtol=RTOL, atol=ATOL)
+    assert flow.converged
+    scale = np.max(np.abs(x_exact))
+    np.testing.assert_allclose(flow.xs[:-1], x_exact, rtol=0, atol=AGREE_TOL * scale)
+    # Negative control: PILoT's γ = |m₀² − w₀²| does not reproduce the (m, w) flow.
+    wrong = solve_flow(PointwiseProduct(2.0 * gamma), problem, m0 * w0, t1=3.0, saveat=taus,
+                       rtol=RTOL, atol=ATOL)
+    assert np.max(np.abs(np.asarray(wrong.xs[:-1]) - x_exact)) > WRONG_GAMMA_MIN_GAP * scale
+
+
+# -- PL rate (THEORY.md §10) ------------------------------------------------------------
+def test_pl_bound_and_ham_never_slower_than_gd(problem, x0):
+    alpha = 3.0
+    lam = float(problem.pl_constant())
+    ham = solve_flow(HAMGeometry(alpha), problem, x0, t1=20.0, rtol=RTOL, atol=ATOL)
+    # GD as HAM with α = 0 (inverse metric exactly 1), to share one compiled solver
+    gd = solve_flow(HAMGeometry(0.0), problem, x0, t1=20.0, rtol=RTOL, atol=ATOL)
+    ts, xs = np.asarray(ham.ts), np.asarray(ham.xs)
+    loss = np.array([float(problem.loss(x)) for x in xs])
+    rate = 1.0 + alpha * np.min(np.abs(xs), axis=1)
+    integral = np.concatenate([[0.0], np.cumsum(np.diff(ts) * np.minimum(rate[1:], rate[:-1]))])
+    bound = loss[0] * np.exp(-lam * integral)
+    assert np.all(loss <= bound * (1 + PL_SLACK))
+    assert np.all(bound <= loss[0] * np.exp(-lam * ts) * (1 + PL_SLACK))
+    assert loss[-1] < 1e-6 * loss[0]  # the bound was tested over a real decrease
+    gd_loss = np.array([float(problem.loss(x)) for x in np.asarray(gd.xs)])
+    for target in (1e-2, 1e-4, 1e-6):
+        t_ham = ts[np.argmax(loss <= target * loss[0])]
+        t_gd = ts[np.argmax(gd_loss <= target * loss[0])]
+        assert gd_loss[-1] > target * loss[0] or t_ham <= t_gd
+
+
+# -- β > 0 (THEORY.md §11) ---------------------------------------------------------------
+def test_beta_flow_converges_to_minimiser_of_f_plus_beta_h(problem, x0):
+    alpha, beta = 3.0, 0.5
+    res = solve_flow(HAMGeometry(alpha), problem, x0, t1=np.inf, beta=beta, rtol=RTOL, atol=ATOL)
+    assert res.converged, res.message
+    assert np.all(np.isfinite(np.asarray(res.xs)))
+    A, y, d = np.asarray(problem.A), np.asarray(problem.y), problem.d
+
+    def F(x):
+        u = alpha * np.abs(x)
+        return 0.5 * np.sum((A @ x - y) ** 2) / d + beta * np.sum(u - np.log1p(u)) / alpha**2
+
+    def grad(x):
+        return A.T @ (A @ x - y) / d + beta * x / (1 + alpha * np.abs(x))
+
+    def hess(x):
+        return A.T @ A / d + np.diag(beta / (1 + alpha * np.abs(x)) ** 2)
+
+    # damped Newton from 0 (F is strictly convex and C²): an independent minimiser
+    ref = np.zeros(30)
+    for _ in range(100):
+        step = np.linalg.solve(hess(ref), grad(ref))
+        s = 1.0
+        while F(ref - s * step) > F(ref) and s > 1e-8:
+            s *= 0.5
+        ref = ref - s * step
+        if np.linalg.norm(grad(ref)) < NEWTON_GTOL:
+            break
+    assert np.linalg.norm(grad(ref)) < NEWTON_GTOL
+    np.testing.assert_allclose(res.x, ref, rtol=0, atol=BETA_TOL * np.max(np.abs(ref)))
+    # β replaces the implicit bias: a different x0 reaches the same point.
+    other = solve_flow(HAMGeometry(alpha), problem, -x0, t1=np.inf, beta=beta, rtol=RTOL,
+                       atol=ATOL)
+    assert other.converged
+    np.testing.assert_allclose(other.x, ref, rtol=0, atol=BETA_TOL * np.max(np.abs(ref)))
+
+
+# -- zero crossings ------------------------------------------------------------------------
+def test_zero_crossings_agree_between_backends(problem, x0):
+    geometry = HAMGeometry(3.0)
+    a = solve_flow(geometry, problem, x0, t1=4.0, zero_crossings=True, max_steps=4000,
+                   rtol=RTOL, atol=ATOL)
+    b = solve_flow(geometry, problem, x0, t1=4.0, zero_crossings=True, backend="scipy",
+                   method="DOP853", rtol=RTOL, atol=ATOL)
+    ca, cb = np.asarray(a.crossing_times), np.asarray(b.crossing_times)
+    assert ca.shape == cb.shape == (30, 8)
+    np.testing.assert_array_equal(np.isnan(ca), np.isnan(cb))
+    assert np.sum(~np.isnan(ca)) >= 2  # the test sees real crossings
+    np.testing.assert_allclose(ca, cb, rtol=0, atol=CROSSING_TOL)
+    assert int(a.stats["crossings_dropped"]) == 0
+    # every coordinate with an odd number of crossings ends with the opposite sign
+    odd = np.sum(~np.isnan(ca), axis=1) % 2 == 1
+    flipped = np.sign(np.asarray(a.x)) != np.sign(x0)
+    np.testing.assert_array_equal(odd, flipped)
+
+
+# -- batching -------------------------------------------------------------------------------
+def test_vmap_over_alpha_equals_loop(problem, x0):
+    alphas = jnp.array([0.5, 3.0, 20.0])
+
+    def run(a):
+        return solve_flow(HAMGeometry(a), problem, x0, t1=2.0, method="tsit5", rtol=RTOL,
+                          atol=ATOL, max_steps=AUTO_EXPLICIT_STEPS)
+
+    batched = jax.vmap(run)(alphas)
+    assert batched.xs.shape == (3, 201, 30)
+    for i, a in enumerate(alphas):
+        single = run(float(a))
+        assert int(single.status) == int(batched.status[i]) == STATUS_SUCCESS
+        np.testing.assert_allclose(batched.xs[i], single.xs, rtol=0,
+                                   atol=AGREE_TOL * np.max(np.abs(single.xs)))
+
+
+@pytest.mark.slow
+def test_vmap_over_problems_equals_loop(x0):
+    problems = [sparse_regression(jax.random.key(k), 10, 30, 3)[0] for k in range(3)]  # seeded
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *problems)
+
+    def run(p):
+        return solve_flow(HAMGeometry(3.0), p, x0, t1=np.inf, rtol=RTOL, atol=ATOL)
+
+    batched = jax.vmap(run)(stacked)
+    for i, p in enumerate(problems):
+        single = run(p)
+        assert single.converged and bool(batched.converged[i])
+        np.testing.assert_allclose(batched.x[i], single.x, rtol=0,
+                                   atol=AGREE_TOL * np.max(np.abs(single.x)))
+
+
+# -- stiffness: the automatic switch --------------------------------------------------------
+@pytest.mark.slow
+def test_auto_switches_to_implicit_on_a_stiff_horizon(problem):
+    # α = 1e4 from 0: after convergence the explicit solver is pinned at its stability
+    # limit, so reaching t1 = 50 needs far more than AUTO_EXPLICIT_STEPS steps.
+    geometry = HAMGeometry(1e4)
+    x0 = np.zeros(30)
+    res = solve_flow(geometry, problem, x0, t1=50.0, rtol=RTOL, atol=ATOL)
+    assert res.converged, res.message
+    assert bool(res.stats["switched"]) and int(res.stats["num_implicit_steps"]) > 0
+    ref = solve_flow(geometry, problem, x0, t1=50.0, backend="scipy", method="LSODA",
+                     rtol=RTOL, atol=ATOL)
+    assert ref.converged
+    np.testing.assert_allclose(res.x, ref.x, rtol=0, atol=AGREE_TOL * np.max(np.abs(ref.x)))
+
+
+@pytest.mark.slow
+def test_divergent_flow_is_reported():
+    # f(x) = −x⁴/4 is unbounded below; ẋ = x³ blows up at t = 1/(2x₀²) = 2.
+    p = LossProblem(lambda x: -0.25 * jnp.sum(x**4))
+    for backend in ("diffrax", "scipy"):
+        res = solve_flow(Euclidean(), p, np.array([0.5]), t1=3.0, backend=backend,
+                         max_steps=2000)
+        assert not res.converged, backend
+        assert float(res.t_final) < 3.0 and "stopped at t" in res.message
