@@ -97,6 +97,13 @@ class LinearRegression(AbstractProblem):
                     f"y must have shape (d,) = ({A_np.shape[0]},) to match A of shape "
                     f"{A_np.shape}, got shape {y_np.shape}"
                 )
+            if A_np.size == 0:
+                raise ValueError(
+                    f"A must have at least one row and one column, got shape {A_np.shape}"
+                )
+            for name, arr in (("A", A_np), ("y", y_np)):
+                if not (np.issubdtype(arr.dtype, np.number) and not np.iscomplexobj(arr)):
+                    raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
             _finite_or_raise("A", A_np)
             _finite_or_raise("y", y_np)
             d, n = A_np.shape
@@ -113,8 +120,19 @@ class LinearRegression(AbstractProblem):
                         f"A must have full row rank d = {d}, but its numerical rank is {rank} "
                         f"(singular values below {RANK_RTOL:g}·σ_max)"
                     )
-        self.A = jnp.asarray(A)
-        self.y = jnp.asarray(y)
+        dtype = jnp.result_type(jnp.asarray(A).dtype, jnp.asarray(y).dtype, float)
+        self.A = jnp.asarray(A, dtype=dtype)
+        self.y = jnp.asarray(y, dtype=dtype)
+
+    def _check_point(self, x: ArrayLike, name: str = "x") -> Array:
+        """``x`` as an array; eagerly, raise unless its shape is (n,)."""
+        x = jnp.asarray(x)
+        if _is_concrete(x) and x.shape != (self.n,):
+            raise ValueError(
+                f"LinearRegression: {name} must have shape (n,) = ({self.n},) for A of shape "
+                f"{self.A.shape}, got shape {x.shape}"
+            )
+        return x
 
     @property
     def d(self) -> int:
@@ -128,7 +146,7 @@ class LinearRegression(AbstractProblem):
 
     def residual(self, x: ArrayLike) -> Array:
         """Ax − y."""
-        return self.A @ jnp.asarray(x) - self.y
+        return self.A @ self._check_point(x) - self.y
 
     def loss(self, x):
         r = self.residual(x)
@@ -138,7 +156,7 @@ class LinearRegression(AbstractProblem):
         return self.A.T @ self.residual(x) / self.d
 
     def hvp(self, x, v):
-        return self.A.T @ (self.A @ jnp.asarray(v)) / self.d
+        return self.A.T @ (self.A @ self._check_point(v, "v")) / self.d
 
     def lipschitz(self) -> Array:
         """L = λ_max(AᵀA/d), the largest curvature of f."""
@@ -155,11 +173,27 @@ class LinearRegression(AbstractProblem):
 
         This is where gradient descent from x₀ ends (THEORY.md §7, Euclidean case).
         Solved with a Cholesky factorisation of AAᵀ (full row rank required).
+
+        Raises:
+            ValueError: (eagerly) ``x0`` of the wrong shape, or AAᵀ not positive
+                definite (A without full row rank), instead of returning NaN.
+
+        >>> import numpy as np
+        >>> p = LinearRegression(np.array([[1.0, 1.0]]), np.array([2.0]))
+        >>> [round(v, 6) for v in p.min_norm_interpolant().tolist()]
+        [1.0, 1.0]
         """
-        x0 = jnp.zeros(self.n, dtype=self.A.dtype) if x0 is None else jnp.asarray(x0)
+        x0 = jnp.zeros(self.n, dtype=self.A.dtype) if x0 is None else self._check_point(x0, "x0")
         gram = self.A @ self.A.T
         c = jax.scipy.linalg.cho_factor(gram)
-        return x0 + self.A.T @ jax.scipy.linalg.cho_solve(c, self.y - self.A @ x0)
+        x = x0 + self.A.T @ jax.scipy.linalg.cho_solve(c, self.y - self.A @ x0)
+        if _is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+            raise ValueError(
+                f"LinearRegression.min_norm_interpolant: AAᵀ is not positive definite "
+                f"(A of shape {self.A.shape} does not have full row rank); no unique "
+                f"min-norm solution of this form"
+            )
+        return x
 
 
 def sparse_regression(
