@@ -219,7 +219,11 @@ class PointwiseProduct(AbstractGeometry):
         self.gamma = gamma if isinstance(gamma, (int, float)) else jnp.asarray(gamma)
 
     def inverse_metric(self, x):
-        return jnp.hypot(jnp.asarray(x, dtype=jnp.result_type(float)), self.gamma)
+        # √(x² + γ²) written out: jnp.hypot's second derivative is wrong (0) where
+        # |x| = γ, which autodiff Hessians of the potential would inherit.  x² only
+        # overflows for |x| > 1e154, far outside the supported range.
+        x = jnp.asarray(x, dtype=jnp.result_type(float))
+        return jnp.sqrt(x * x + self.gamma * self.gamma)
 
     def mirror_map(self, x):
         return jnp.arcsinh(jnp.asarray(x) / self.gamma)
@@ -229,9 +233,9 @@ class PointwiseProduct(AbstractGeometry):
 
     def coordinate_potential(self, x):
         # γ q(r), r = x/γ, q(r) = r asinh r − (√(1+r²) − 1), the last term written
-        # as r·r/(1 + √(1+r²)) so that neither cancellation nor r² overflows.
+        # as r·r/(1 + √(1+r²)) against cancellation (√ spelled out: see inverse_metric).
         r = jnp.asarray(x) / self.gamma
-        return self.gamma * (r * jnp.arcsinh(r) - r * (r / (1.0 + jnp.hypot(1.0, r))))
+        return self.gamma * (r * jnp.arcsinh(r) - r * (r / (1.0 + jnp.sqrt(1.0 + r * r))))
 
     def coordinate_conjugate(self, phi):
         s = jnp.sinh(0.5 * jnp.asarray(phi, dtype=jnp.result_type(float)))

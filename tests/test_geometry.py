@@ -699,3 +699,10 @@ def test_positive_alpha_has_no_domain_restriction():
     g = HAMGeometry(3.0)
     assert not g.has_bounded_domain()
     assert np.isfinite(float(g.potential(jnp.full(N, -1e6))))
+
+
+def test_mw_hessian_at_x_equal_gamma():
+    """R'' by autodiff at |x| = γ, where jnp.hypot's second derivative is wrong (it gives 0)."""
+    g = PointwiseProduct(1.0)
+    x = jnp.array([1.0, -1.0, 0.5])
+    assert hessian_error(g, x) < TOL_METRIC
