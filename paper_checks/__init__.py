@@ -1,0 +1,58 @@
+"""Paper checks: one module per claim of THEORY.md, each with ``run(...)`` and ``main(argv)``.
+
+The registry :data:`CHECKS` lists them in THEORY.md order; :func:`run_check` runs one.
+Modules are named by content; the paper's theorem number (where known) is in each
+module's docstring.  ``hambias check`` (:mod:`hambias.report`) runs them all.
+
+>>> from paper_checks import CHECKS
+>>> "implicit_bias" in CHECKS
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from ._core import FAIL, NOT_CHECKED, NOTE, PASS, CheckResult, Claim
+
+__all__ = ["CHECKS", "load", "run_check", "CheckResult", "Claim", "PASS", "FAIL",
+           "NOT_CHECKED", "NOTE"]
+
+#: check name → THEORY.md sections it covers (the module ``paper_checks.<name>``).
+CHECKS: dict[str, str] = {
+    "inverse_metrics": "§1, §10",
+    "ham_step": "§2",
+    "ham_flow_limit": "§3",
+    "mirror_potential": "§4",
+    "mw_flow": "§5",
+    "exp_step_theorem": "§6",
+    "implicit_bias": "§7",
+    "l2_l1_interpolation": "§8",
+    "sign_stability": "§9",
+    "pl_rate": "§10",
+    "explicit_bias_beta": "§11",
+    "stability_threshold": "§11",
+    "negative_alpha_box": "§11",
+    "regression_experiment": "§11",
+    "uncertainties": "§12",
+}
+
+
+def load(name: str):
+    """Import the module of check ``name``.
+
+    Raises:
+        ValueError: an unknown check name (the message lists the known ones).
+    """
+    if name not in CHECKS:
+        raise ValueError(f"unknown check {name!r}; expected one of {', '.join(CHECKS)}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def run_check(name: str, *, quick: bool = False, out: Path | None = None,
+              seed: int | None = None) -> CheckResult:
+    """Run check ``name`` (float64 must be enabled) and return its :class:`CheckResult`."""
+    mod = load(name)
+    kw = {} if seed is None else {"seed": seed}
+    return mod.run(quick=quick, out=out, **kw)
