@@ -19,9 +19,10 @@ Conventions of a point (all seeded, no global state):
 * method ``"hyp_star"`` / ``"hyp"``: GD + HYP* / GD + HYP (``gd_hyp_step``);
   ``"gd"``: the same step with α = 0, i.e. θ ← (θ − ηg)·e^{−ηβ};
   ``"exp"``: Theorem 3.1's multiplicative step (``exp_step``, α unused);
-* prediction: argmin_{Ax=y} D_{R_α}(x, x₀) for β = 0 (dual Newton, THEORY.md §7),
-  argmin f + β H_α for β > 0 (primal Newton, §11, independent of x₀); α = 0 for
-  ``"gd"``; none for ``"exp"`` or α < 0.
+* prediction: :func:`hambias.predict.predict_limit` (Newton, KKT-certified):
+  argmin_{Ax=y} D_{R_α}(x, x₀) for β = 0 (THEORY.md §7), argmin f + β H_α for β > 0
+  (§11, independent of x₀); α = 0 (``Euclidean()``) for ``"gd"``; none for ``"exp"``
+  or α < 0.  It is solved once per unique (problem, α, x₀ or β).
 
 The step of every point is the kernel of :mod:`hambias.iterates` applied to the
 (B, n) batch, with the two matrix products written as matmuls over the batch
@@ -49,8 +50,9 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from .geometry import Euclidean, HAMGeometry
 from .iterates import exp_step, gd_hyp_step
-from .geometry import HAMGeometry
+from .predict import predict_limit
 from .problems import LinearRegression, sparse_regression
 
 __all__ = [
@@ -85,13 +87,6 @@ _PREDICTION_KINDS = ("builtin", "predict_limit", "none")
 #: A run counts as diverged once its loss is non-finite or exceeds this multiple of
 #: its initial loss: a convergent method never raises f above f(x₀) by 12 decades.
 DIVERGENCE_FACTOR = 1e12
-#: Prediction solvers stop when ‖Ax − y‖ (β = 0) or ‖∇F‖ (β > 0) falls below this
-#: times max(1, ‖y‖): a few hundred ulps of float64, what Newton reaches (THEORY.md §7).
-PREDICTION_RTOL = 1e-11
-#: Newton iterations before a prediction is declared not converged.
-PREDICTION_MAX_ITER = 200
-#: Line-search halvings tried per Newton step (2⁻⁴⁰ ≈ 1e-12).
-_LINE_SEARCH_STEPS = 41
 #: Bytes of device memory a point may use, as a multiple of its (d + n) floats, beyond
 #: the design matrix: state, gradient, residual, step temporaries, outputs (measured
 #: allocation of the jitted step is below 12 arrays of size n).
@@ -131,8 +126,9 @@ class SweepConfig:
         chunk_size: points per chunk (0: as many as ``memory_mb`` allows).
         memory_mb: device memory budget of one chunk, in MiB.
         dtype: ``"float64"`` or ``"float32"``.
-        prediction: ``"builtin"`` (batched dual / primal Newton), ``"predict_limit"``
-            (:func:`hambias.predict.predict_limit` per prediction) or ``"none"``.
+        prediction: ``"builtin"`` (default) or ``"predict_limit"``: both solve each
+            unique prediction with :func:`hambias.predict.predict_limit` (Newton; the two
+            names are kept so that older configs stay valid); ``"none"``: no predictions.
     """
 
     grid: dict
@@ -456,152 +452,34 @@ def _run_batch(method, A, y, X0, alpha, eta, beta, *, steps, loss_every, conv_to
 # ----------------------------------------------------------------------------- predictions
 
 
-def _series_or(u, small, series, exact):
-    """``series(u)`` where u < small (no cancellation), ``exact(u)`` elsewhere (u ≥ 0)."""
-    us = np.where(u < small, 1.0, u)
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.where(u < small, series(u), exact(us))
-
-
-# The HAM maps of THEORY.md §4 as ratios to their small-α|x| limits, in numpy so that a
-# batch of predictions needs no compilation; the tests check them against HAMGeometry.
-def _ham_mirror(x, a):  # ∇R_α(x) = sign(x) log(1 + α|x|)/α
-    return x * _series_or(a * np.abs(x), 1e-6, lambda u: 1 - u / 2 + u * u / 3,
-                          lambda u: np.log1p(u) / u)
-
-
-def _ham_inverse(phi, a):  # (∇R_α)⁻¹(φ) = sign(φ)(e^{α|φ|} − 1)/α
-    return phi * _series_or(a * np.abs(phi), 1e-6, lambda v: 1 + v / 2 + v * v / 6,
-                            lambda v: np.expm1(v) / v)
-
-
-def _ham_conjugate(phi, a):  # R_α*(φ) = Σ(e^{α|φ|} − 1 − α|φ|)/α²
-    c = _series_or(a * np.abs(phi), 1e-4, lambda v: 0.5 + v / 6 + v * v / 24 + v**3 / 120,
-                   lambda v: (np.expm1(v) - v) / (v * v))
-    return np.sum(phi * phi * c, axis=-1)
-
-
-def _ham_penalty(x, a):  # H_α(x) = Σ(α|x| − log(1 + α|x|))/α² (THEORY.md §11)
-    h = _series_or(a * np.abs(x), 1e-3, lambda u: 0.5 - u / 3 + u * u / 4 - u**3 / 5,
-                   lambda u: (u - np.log1p(u)) / (u * u))
-    return np.sum(x * x * h, axis=-1)
-
-
-def _batched_newton(obj, grad_hess, z0, tol):
-    """Damped Newton on a batch: z (P, m); obj(z) (P,); grad_hess(z) → (P, m), (P, m, m).
-
-    Each step takes the largest t in {1, ½, …, 2⁻⁴⁰} with Armijo decrease (non-finite
-    values, e.g. an overflowing conjugate, count as rejections).  Returns (z, converged).
-    """
-    z = z0.copy()
-    g, H = grad_hess(z)
-    active = np.linalg.norm(g, axis=1) > tol
-    for _ in range(PREDICTION_MAX_ITER):
-        if not active.any():
-            break
-        idx = np.flatnonzero(active)
-        step = -np.linalg.solve(H[idx], g[idx][..., None])[..., 0]
-        f0 = obj(z[idx], idx)
-        slope = np.einsum("pm,pm->p", g[idx], step)
-        t = np.zeros(idx.size)
-        pending = np.ones(idx.size, bool)
-        for tj in 0.5 ** np.arange(_LINE_SEARCH_STEPS):
-            with np.errstate(over="ignore", invalid="ignore"):
-                f = obj(z[idx] + tj * step, idx)
-            ok = pending & np.isfinite(f) & (f <= f0 + 1e-4 * tj * slope)
-            t[ok], pending = tj, pending & ~ok
-            if not pending.any():
-                break
-        z[idx] += t[:, None] * step
-        g_new, H_new = grad_hess(z[idx], idx)
-        g[idx], H[idx] = g_new, H_new
-        active[idx] = (np.linalg.norm(g_new, axis=1) > tol) & (t > 0)
-    return z, np.linalg.norm(g, axis=1) <= tol
-
-
-def _predict_bregman(A, y, alpha, x0):
-    """argmin_{Ax=y} D_{R_α}(x, x₀) by Newton on the dual (THEORY.md §7), batched over (α, x₀).
-
-    Minimises R_α*(∇R_α(x₀) + Aᵀλ) − λᵀy over λ ∈ ℝᵈ; x = (∇R_α)⁻¹(∇R_α(x₀) + Aᵀλ).
-    """
-    a = alpha[:, None]
-    phi0 = _ham_mirror(x0, a)
-    tol = PREDICTION_RTOL * max(1.0, float(np.linalg.norm(y)))
-    phi = lambda lam, i: phi0[i] + lam @ A
-
-    def obj(lam, i):
-        return _ham_conjugate(phi(lam, i), a[i]) - lam @ y
-
-    def grad_hess(lam, i=slice(None)):
-        p = phi(lam, i)
-        w = np.exp(np.minimum(a[i] * np.abs(p), 700.0))  # ∇²R* = e^{α|φ|}, capped
-        return _ham_inverse(p, a[i]) @ A.T - y, np.einsum("dn,pn,en->pde", A, w, A)
-
-    lam, ok = _batched_newton(obj, grad_hess, np.zeros((len(alpha), A.shape[0])), tol)
-    return _ham_inverse(phi(lam, slice(None)), a), ok
-
-
-def _predict_penalised(A, y, alpha, beta):
-    """argmin ‖Ax − y‖²/(2d) + β H_α(x) by primal Newton (THEORY.md §11), batched over (α, β)."""
-    d = A.shape[0]
-    a, b = alpha[:, None], beta[:, None]
-    tol = PREDICTION_RTOL * max(1.0, float(np.linalg.norm(A.T @ y)) / d)
-    gram = A.T @ A / d
-
-    def obj(x, i):
-        return 0.5 * np.sum((x @ A.T - y) ** 2, axis=1) / d + beta[i] * _ham_penalty(x, a[i])
-
-    def grad_hess(x, i=slice(None)):
-        w = 1.0 + a[i] * np.abs(x)
-        g = (x @ A.T - y) @ A / d + b[i] * x / w
-        H = gram + (b[i] / (w * w))[:, :, None] * np.eye(A.shape[1])
-        return g, H
-
-    return _batched_newton(obj, grad_hess, np.zeros((len(alpha), A.shape[1])), tol)
-
-
 def _solve_predictions(cfg: SweepConfig, keys: list[tuple]) -> dict:
     """Predicted limits for unique keys (dnk_i, seed, kind, α, init_scale, β) → (x, status).
 
-    ``kind`` is ``"bregman"`` or ``"none"``.  ``prediction = "builtin"`` solves each
-    problem's keys as one batch (dual / primal Newton below); ``"predict_limit"`` calls
-    :func:`hambias.predict.predict_limit` once per key (a second, independent solver).
+    One :func:`hambias.predict.predict_limit` call per key, with ``solver="newton"``
+    and ``on_failure="return"``: argmin_{Ax=y} D_{R_α}(x, x₀) (dual Newton, THEORY.md §7)
+    for β = 0, argmin f + β H_α (primal Newton, §11) for β > 0.  The geometry is
+    ``Euclidean()`` for α = 0 (the min-norm / ridge closed forms) and ``HAMGeometry(α)``
+    otherwise.  ``kind = "none"`` or ``prediction = "none"`` gives ``(None, PRED_NONE)``;
+    a prediction whose status is not ``"optimal"`` keeps its last point with
+    ``PRED_NOT_CONVERGED``.  ``"builtin"`` and ``"predict_limit"`` are the same solver
+    (both names are accepted so that existing configs and their digests stay valid).
     """
-    out = {}
-    if cfg.prediction == "predict_limit":
-        from .predict import predict_limit
-
-        for key in keys:
-            dnk_i, seed, kind, a, s, b = key
-            if kind == "none":
-                out[key] = (None, PRED_NONE)
-                continue
-            d, n, k = cfg.grid["dnk"][dnk_i]
-            A, y, _, _, z = (np.asarray(v, dtype=np.float64) for v in _problem(
-                seed, d, n, k, cfg.design, cfg.noise, cfg.dtype))
-            pred = predict_limit(HAMGeometry(a), LinearRegression(A, y), s * z, beta=b,
-                                 solver="newton", on_failure="return")
-            out[key] = (np.asarray(pred.x), PRED_CONVERGED if pred.converged
-                        else PRED_NOT_CONVERGED)
-        return out
-    groups: dict = {}
+    out, problems = {}, {}
     for key in keys:
         dnk_i, seed, kind, a, s, b = key
         if kind == "none" or cfg.prediction == "none":
             out[key] = (None, PRED_NONE)
             continue
-        groups.setdefault((dnk_i, seed, b > 0), []).append(key)
-    for (dnk_i, seed, penal), ks in groups.items():
-        d, n, k = cfg.grid["dnk"][dnk_i]
-        A, y, _, _, z = _problem(seed, d, n, k, cfg.design, cfg.noise, cfg.dtype)
-        A, y, z = (np.asarray(v, dtype=np.float64) for v in (A, y, z))
-        alpha = np.array([key[3] for key in ks])
-        if penal:
-            xs, ok = _predict_penalised(A, y, alpha, np.array([key[5] for key in ks]))
-        else:
-            xs, ok = _predict_bregman(A, y, alpha, np.stack([key[4] * z for key in ks]))
-        for j, key in enumerate(ks):
-            out[key] = (xs[j], PRED_CONVERGED if ok[j] else PRED_NOT_CONVERGED)
+        if (dnk_i, seed) not in problems:
+            d, n, k = cfg.grid["dnk"][dnk_i]
+            A, y, _, _, z = (np.asarray(v, dtype=np.float64) for v in _problem(
+                seed, d, n, k, cfg.design, cfg.noise, cfg.dtype))
+            problems[dnk_i, seed] = (LinearRegression(A, y), z)
+        problem, z = problems[dnk_i, seed]
+        geometry = Euclidean() if a == 0 else HAMGeometry(a)
+        pred = predict_limit(geometry, problem, s * z, beta=b, solver="newton",
+                             on_failure="return")
+        out[key] = (np.asarray(pred.x), PRED_CONVERGED if pred.converged else PRED_NOT_CONVERGED)
     return out
 
 
