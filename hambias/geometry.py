@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from . import _series
+
 __all__ = [
     "AbstractGeometry",
     "Euclidean",
@@ -34,8 +36,8 @@ __all__ = [
 ]
 
 # Below this |α x| the closed forms of HAMGeometry lose digits to cancellation
-# (error ~ eps/u), so the Taylor series (truncation error ~ u^8/90) is used.
-_HAM_SERIES_CUTOFF = 1e-2
+# (error ~ eps/u), so the Taylor series is used (one implementation: hambias._series).
+_HAM_SERIES_CUTOFF = _series.SERIES_CUTOFF
 
 
 def _is_concrete(*xs) -> bool:
@@ -243,36 +245,23 @@ class PointwiseProduct(AbstractGeometry):
 
 
 def _ham_ratio_log1p(u):
-    """log1p(u)/u, analytic at u = 0 (series below the cutoff)."""
-    small = jnp.abs(u) < _HAM_SERIES_CUTOFF
-    us = jnp.where(small, 1.0, u)
-    series = 1.0 - u / 2 + u**2 / 3 - u**3 / 4 + u**4 / 5 - u**5 / 6 + u**6 / 7 - u**7 / 8
-    return jnp.where(small, series, jnp.log1p(us) / us)
+    """log1p(u)/u, analytic at u = 0 (series below the cutoff; see hambias._series)."""
+    return _series.ratio_log1p(u, jnp)
 
 
 def _ham_ratio_expm1(v):
     """expm1(v)/v, analytic at v = 0."""
-    small = jnp.abs(v) < _HAM_SERIES_CUTOFF
-    vs = jnp.where(small, 1.0, v)
-    series = 1.0 + v / 2 + v**2 / 6 + v**3 / 24 + v**4 / 120 + v**5 / 720 + v**6 / 5040
-    return jnp.where(small, series, jnp.expm1(vs) / vs)
+    return _series.ratio_expm1(v, jnp)
 
 
 def _ham_potential_ratio(u):
     """((1+u) log1p(u) − u)/u² = Σ_{k≥2} (−u)^{k−2}/(k(k−1)); ½ at u = 0."""
-    small = jnp.abs(u) < _HAM_SERIES_CUTOFF
-    us = jnp.where(small, 1.0, u)
-    series = sum(((-u) ** (k - 2)) / (k * (k - 1)) for k in range(2, 11))
-    direct = ((1.0 + us) * jnp.log1p(us) - us) / (us * us)
-    return jnp.where(small, series, direct)
+    return _series.potential_ratio(u, jnp)
 
 
 def _ham_conjugate_ratio(v):
     """(expm1(v) − v)/v² = Σ_{j≥0} v^j/(j+2)!; ½ at v = 0; +inf on overflow."""
-    small = jnp.abs(v) < _HAM_SERIES_CUTOFF
-    vs = jnp.where(small, 1.0, v)
-    series = sum(v**j / float(np.prod(np.arange(1, j + 3))) for j in range(9))
-    return jnp.where(small, series, (jnp.expm1(vs) - vs) / (vs * vs))
+    return _series.conjugate_ratio(v, jnp)
 
 
 class HAMGeometry(AbstractGeometry):
