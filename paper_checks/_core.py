@@ -223,11 +223,33 @@ def require_x64() -> None:
 
 
 def loglog_slope(h, err) -> float:
-    """Least-squares slope of log(err) against log(h) (the observed order of convergence)."""
-    h, err = np.asarray(h, dtype=float), np.asarray(err, dtype=float)
-    if np.any(err <= 0) or not np.all(np.isfinite(err)):
+    """Observed order of convergence (:func:`hambias.convergence_order`); NaN if unusable.
+
+    A NaN makes the claim that uses it fail, which is what a non-finite or zero error
+    (a diverged or degenerate run) should do to an order-of-convergence claim.
+    """
+    from hambias.compare import convergence_order
+
+    try:
+        return convergence_order(h, err)
+    except ValueError:
         return float("nan")
-    return float(np.polyfit(np.log(h), np.log(err), 1)[0])
+
+
+def relative_distance(a, b) -> float:
+    """‖a − b‖₂ / ‖b‖₂."""
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def regression_problem(ctx, *, quick=(10, 40), full=(20, 100), k: int = 5):
+    """The check's seeded sparse regression: (problem, x_star), smaller in quick mode."""
+    import jax
+
+    from hambias import sparse_regression
+
+    d, n = quick if ctx.quick else full
+    return sparse_regression(jax.random.key(ctx.seed), d, n, k)
 
 
 class Context:
@@ -348,20 +370,12 @@ def ham_step_size(problem, alpha: float, x_scale: float, *, c: float = 0.5) -> f
     return c / (float(problem.lipschitz()) * (1.0 + abs(alpha) * x_scale))
 
 
-def min_l1_linprog(A, y) -> np.ndarray:
-    """argmin ‖x‖₁ s.t. Ax = y by scipy's HiGHS LP (x = p − q, p, q ≥ 0): a reference
-    independent of cvxpy.
+def min_l1_linprog(problem) -> np.ndarray:
+    """argmin ‖x‖₁ s.t. Ax = y by scipy's HiGHS LP, certified (a reference independent of cvxpy).
 
     Raises:
-        RuntimeError: the LP did not solve to optimality.
+        hambias.PredictionError: the LP point did not pass the L1 optimality certificate.
     """
-    from scipy.optimize import linprog
+    from hambias.predict import min_l1_interpolant
 
-    A, y = np.asarray(A, dtype=float), np.asarray(y, dtype=float)
-    n = A.shape[1]
-    res = linprog(np.ones(2 * n), A_eq=np.hstack([A, -A]), b_eq=y, bounds=(0, None),
-                  method="highs", options={"primal_feasibility_tolerance": 1e-10,
-                                           "dual_feasibility_tolerance": 1e-10})
-    if res.status != 0:
-        raise RuntimeError(f"min-L1 LP failed: {res.message}")
-    return res.x[:n] - res.x[n:]
+    return np.asarray(min_l1_interpolant(problem, solver="highs").x)

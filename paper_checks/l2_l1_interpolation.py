@@ -11,9 +11,19 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from hambias import HAMGeometry, sparse_regression
+from hambias import HAMGeometry
 
-from ._core import claim_range, claim_true, execute, group, make_main, min_l1_linprog, needs
+from ._core import (
+    claim_range,
+    claim_true,
+    execute,
+    group,
+    make_main,
+    min_l1_linprog,
+    needs,
+    regression_problem,
+    relative_distance,
+)
 
 NAME = "l2_l1_interpolation"
 TITLE = "L2 ↔ L1 interpolation and sign anchoring"
@@ -36,13 +46,8 @@ ANCHOR_MAX = 0.01
 
 
 def _setup(ctx):
-    d, n = (10, 40) if ctx.quick else (20, 100)
-    prob, _ = sparse_regression(jax.random.key(ctx.seed), d, n, 5)
-    return prob
+    return regression_problem(ctx)[0]
 
-
-def _rel(a, b):
-    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
 
 
 @group("§8", "R_α → x²/2 as α → 0 (|R_α − x²/2| ≤ 2α on |x| ≤ 2) and (α/log(1+α))R_α → |x| "
@@ -69,11 +74,11 @@ def _interpolants(ctx):
     predict_limit = needs("predict", "predict_limit")
     prob = _setup(ctx)
     mn = np.asarray(prob.min_norm_interpolant())
-    l1 = min_l1_linprog(prob.A, prob.y)
+    l1 = min_l1_linprog(prob)
     small = (1e-4, 1e-3, 1e-2)
-    d2 = [_rel(predict_limit(HAMGeometry(a), prob).x, mn) for a in small]
+    d2 = [relative_distance(predict_limit(HAMGeometry(a), prob).x, mn) for a in small]
     large = (1e2, 1e4, 1e6, 1e8)
-    d1 = [_rel(predict_limit(HAMGeometry(a), prob).x, l1) for a in large]
+    d1 = [relative_distance(predict_limit(HAMGeometry(a), prob).x, l1) for a in large]
     ctx.data["interp"] = (small, d2, large, d1)
     slope = float(np.polyfit(np.log(small), np.log(d2), 1)[0])
     return [
@@ -91,9 +96,9 @@ def _interpolants(ctx):
 def _l1_solvers(ctx):
     min_l1_interpolant = needs("predict", "min_l1_interpolant")
     prob = _setup(ctx)
-    ref = min_l1_linprog(prob.A, prob.y)
+    ref = min_l1_linprog(prob)
     got = min_l1_interpolant(prob)
-    return [claim_range("min_l1_two_solvers", "§8", "min-L1: cvxpy = HiGHS LP", _rel(got.x, ref),
+    return [claim_range("min_l1_two_solvers", "§8", "min-L1: cvxpy = HiGHS LP", relative_distance(got.x, ref),
                         hi=L1_SOLVERS_RTOL, why="both solvers at 1e-10, unique minimiser",
                         detail=f"{got.solver}: {got.status}")]
 
@@ -103,14 +108,14 @@ def _anchoring(ctx):
     predict_limit = needs("predict", "predict_limit")
     prob = _setup(ctx)
     x0 = 0.1 * np.asarray(jax.random.normal(jax.random.key(ctx.seed + 1), (prob.n,)))
-    l1 = min_l1_linprog(prob.A, prob.y)
+    l1 = min_l1_linprog(prob)
     alphas = (1.0, 1e2, 1e4)
     frac, dist0, dist = [], [], []
     for a in alphas:
         x = np.asarray(predict_limit(HAMGeometry(a), prob, x0).x)
         frac.append(float(np.sum(np.abs(x) - np.sign(x0) * x) / np.sum(np.abs(x))))
-        dist.append(_rel(x, l1))
-        dist0.append(_rel(predict_limit(HAMGeometry(a), prob).x, l1))
+        dist.append(relative_distance(x, l1))
+        dist0.append(relative_distance(predict_limit(HAMGeometry(a), prob).x, l1))
     ctx.data["anchor"] = (alphas, frac, dist, dist0)
     return [
         claim_range("anchored_cost_vanishes", "§8",

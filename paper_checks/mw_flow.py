@@ -11,9 +11,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hambias import PointwiseProduct, gamma_from_init, sparse_regression
+from hambias import PointwiseProduct, gamma_from_init
 
-from ._core import claim_range, execute, group, loglog_slope, make_main, needs
+from ._core import (
+    claim_range,
+    execute,
+    group,
+    loglog_slope,
+    make_main,
+    needs,
+    regression_problem,
+    relative_distance,
+)
 
 NAME = "mw_flow"
 TITLE = "m⊙w flow and the γ = |m₀² − w₀²|/2 convention"
@@ -32,13 +41,8 @@ DECAY_RTOL = 2e-2
 
 
 def _setup(ctx):
-    d, n = (10, 40) if ctx.quick else (20, 100)
-    prob, _ = sparse_regression(jax.random.key(ctx.seed), d, n, 5)
-    return prob
+    return regression_problem(ctx)[0]
 
-
-def _rel(a, b):
-    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
 
 
 @group("§5", "GD on (m, w) from m₀² − w₀² = 2γ ends at argmin D_{ψ_γ}(x, x₀) with γ = "
@@ -60,7 +64,7 @@ def _limit(ctx):
         steps = int(min(np.ceil(30.0 / (2 * eta * lam * GAMMA)), 300_000))
         res = run_iterates(MW(eta, 0.0, GAMMA), prob, x0, steps=steps, record_every=steps,
                            record_x=False)
-        errs.append(_rel(res.x, ref))
+        errs.append(relative_distance(res.x, ref))
     ctx.data["mw_order"] = (np.array(etas), np.array(errs))
     out = [
         claim_range("gamma_half_limit", "§5", "(m, w)-GD ends at the γ = |m₀² − w₀²|/2 prediction",
@@ -68,7 +72,7 @@ def _limit(ctx):
                     detail=f"γ = {g_half:g}, η = {etas[-1]:g}"),
         claim_range("gamma_full_control", "§5",
                     "negative control: it misses the γ = |m₀² − w₀²| (PILoT constant) prediction",
-                    _rel(res.x, ctrl), lo=CONTROL_MIN, why="THEORY.md §5: missed by 0.12"),
+                    relative_distance(res.x, ctrl), lo=CONTROL_MIN, why="THEORY.md §5: missed by 0.12"),
     ]
     if len(etas) >= 3:
         out.append(claim_range("mw_order", "§5", "the (m, w)-GD error to the prediction is O(η)",

@@ -55,7 +55,7 @@ def _experiment(ctx):
         prob, x_star = sparse_regression(jax.random.key(s), D, N, K)
         x_star = np.asarray(x_star)
         scale = np.linalg.norm(x_star)
-        l1_err.append(np.linalg.norm(min_l1_linprog(prob.A, prob.y) - x_star) / scale)
+        l1_err.append(np.linalg.norm(min_l1_linprog(prob) - x_star) / scale)
         inits = {"x₀ = 0": np.zeros(N),
                  "x₀ ~ N(0, 1/n)": np.asarray(jax.random.normal(jax.random.key(s + 10_000),
                                                                 (N,))) / np.sqrt(N)}

@@ -159,8 +159,7 @@ def _figures(ctx):
 
 def _flip_figure(ctx):
     """Sign flips over training of GD, GD+HYP and GD+HYP* on a sparse regression."""
-    from hambias import sparse_regression
-    from hambias import plots
+    from hambias import plots, sparse_regression
 
     run_iterates, GD, GDHyp = needs("iterates", "run_iterates", "GD", "GDHyp")
     d, n = (10, 40) if ctx.quick else (20, 100)
