@@ -155,7 +155,9 @@ class FlowResult(eqx.Module):
         crossing_times: with ``zero_crossings=True``, shape (n, max_crossings):
             for each coordinate the times at which it changed sign, increasing,
             padded with NaN; otherwise ``None``.
-        backend, method, t1: what was asked for.
+        t1: the requested final time (an array, so that it can be traced: a new t1
+            reuses the compiled solve; ``inf`` for a steady-state solve).
+        backend, method: what was asked for.
     """
 
     ts: Array
@@ -163,9 +165,9 @@ class FlowResult(eqx.Module):
     status: Array
     stats: dict
     crossing_times: Array | None
+    t1: Array
     backend: str = eqx.field(static=True)
     method: str = eqx.field(static=True)
-    t1: float = eqx.field(static=True)
     detail: str = eqx.field(static=True, default="")
 
     @property
@@ -193,7 +195,7 @@ class FlowResult(eqx.Module):
                 t = float(np.asarray(self.t_final))
                 text = (
                     f"reached a steady state at t = {t:.6g}"
-                    if math.isinf(self.t1)
+                    if bool(np.isinf(np.asarray(self.t1)))
                     else f"reached t1 = {t:.6g}"
                 )
             else:
@@ -220,11 +222,15 @@ def _validate(geometry, problem, x0, t1, beta, saveat, n_save, backend, method, 
     allowed = _DIFFRAX_METHODS if backend == "diffrax" else _SCIPY_METHODS
     if method not in allowed:
         raise ValueError(f"method for backend={backend!r} must be one of {allowed}, got {method!r}")
-    if isinstance(t1, jax.Array) and not _is_concrete(t1):
-        raise ValueError("t1 must be a concrete number (it selects the solve), got a tracer")
-    t1f = float(t1)
-    if math.isnan(t1f) or t1f <= 0:
-        raise ValueError(f"t1 must be > 0 (or numpy.inf for a steady state), got {t1!r}")
+    t1_concrete = _is_concrete(t1)
+    if t1_concrete:
+        t1f = float(np.asarray(t1))
+        if math.isnan(t1f) or t1f <= 0:
+            raise ValueError(f"t1 must be > 0 (or numpy.inf for a steady state), got {t1!r}")
+    elif backend == "scipy":
+        raise ValueError("backend='scipy' cannot run under jit/vmap; use backend='diffrax'")
+    elif jnp.ndim(t1) != 0:
+        raise ValueError(f"t1 must be a scalar, got shape {jnp.shape(t1)}")
     if _is_concrete(beta):
         b = np.asarray(beta, dtype=float)
         if b.ndim != 0 or not np.isfinite(b) or b < 0:
@@ -255,12 +261,28 @@ def _validate(geometry, problem, x0, t1, beta, saveat, n_save, backend, method, 
         raise ValueError("x0 contains NaN or inf")
     geometry.check_domain(x0)
 
+    if not t1_concrete:
+        # traced t1 (under jit/vmap): checked inside the solve, grid built from it
+        t1 = eqx.error_if(jnp.asarray(t1, dtype=x0.dtype), ~(t1 > 0),
+                          "t1 must be > 0 (or inf for a steady state)")
+        if saveat is None:
+            return x0, t1, _default_grid_traced(t1, n_save)
+        grid = jnp.asarray(saveat, dtype=x0.dtype)
+        if grid.ndim != 1 or grid.size == 0:
+            raise ValueError(
+                f"saveat must be a non-empty 1-D array of times, got shape {grid.shape}")
+        return x0, t1, grid
     if saveat is None:
         if math.isinf(t1f):
             logs = np.geomspace(_INF_GRID_FIRST, _INF_GRID_LAST, n_save - 2)
             grid = np.concatenate([[0.0], logs])
         else:
             grid = np.linspace(0.0, t1f, n_save)[:-1]
+    elif not _is_concrete(saveat):
+        grid = jnp.asarray(saveat)  # traced save times: only the shape can be checked here
+        if grid.ndim != 1 or grid.size == 0:
+            raise ValueError(
+                f"saveat must be a non-empty 1-D array of times, got shape {grid.shape}")
     else:
         grid = np.asarray(saveat, dtype=float)
         if grid.ndim != 1 or grid.size == 0:
@@ -273,6 +295,17 @@ def _validate(geometry, problem, x0, t1, beta, saveat, n_save, backend, method, 
                 f"got values from {grid.min():g} to {grid.max():g}"
             )
     return x0, t1f, jnp.asarray(grid, dtype=x0.dtype)
+
+
+def _default_grid_traced(t1, n_save):
+    """The default save grid of :func:`solve_flow` for a traced t1 (finite or inf)."""
+    k = jnp.arange(n_save - 1, dtype=t1.dtype)
+    finite_t1 = jnp.where(jnp.isinf(t1), 1.0, t1)
+    linear = finite_t1 * k / (n_save - 1)
+    expo = jnp.linspace(math.log10(_INF_GRID_FIRST), math.log10(_INF_GRID_LAST), n_save - 2,
+                        dtype=t1.dtype)
+    logs = jnp.concatenate([jnp.zeros((1,), t1.dtype), 10.0**expo])
+    return jnp.where(jnp.isinf(t1), logs, linear)
 
 
 # -- the public entry point ---------------------------------------------------
@@ -331,15 +364,21 @@ def solve_flow(
     are missed).  scipy: per-coordinate events, root-found with brentq on the
     solver's dense output.  Memory for diffrax grows as max_steps × n.
 
-    The diffrax backend is jit- and vmap-compatible (vmap over an α inside the
-    geometry, over β, or over stacked problems; t1, methods and sizes must be
-    static).  float32 data is refused unless rtol ≥ 1e-5.
+    Compilation: the diffrax backend compiles one program per configuration
+    (geometry and problem types, shapes, ``n_save``/number of save times,
+    method, ``max_steps``, ``zero_crossings``, ``max_crossings``).  t1 (finite
+    or ∞), the save times, x₀, β, the tolerances and the arrays inside the
+    geometry and the problem are traced, so calls that differ only in them reuse
+    the compiled solve.  It is jit- and vmap-compatible (vmap over t1, over an α
+    inside the geometry, over β, or over stacked problems).  float32 data is
+    refused unless rtol ≥ 1e-5.
 
     Args:
         geometry: the geometry (inverse metric g⁻¹).
         problem: the loss (``problem.grad``); if it has ``n``, x₀ must match.
         x0: initial state, shape (n,), finite, inside the geometry's domain.
-        t1: final time > 0, or ``numpy.inf`` for the steady state.
+        t1: final time > 0, or ``numpy.inf`` for the steady state (may be traced
+            with the diffrax backend; a traced t1 ≤ 0 raises at run time).
         beta: decay rate β ≥ 0 (default 0).
         saveat: non-decreasing save times in [0, t1] (default: ``n_save − 1``
             equispaced times from 0 for finite t1; for t1 = ∞, 0 and log-spaced
@@ -382,12 +421,13 @@ def solve_flow(
         return _solve_scipy(geometry, problem, x0, beta, grid, t1=t1f, method=method, rtol=rtol,
                             atol=atol, steady_tol=steady_tol, max_steps=max_steps,
                             zero_crossings=zero_crossings, max_crossings=max_crossings)
+    t1a = jnp.asarray(t1f, dtype=x0.dtype)
     ts, xs, status, stats, crossings = _solve_diffrax(
-        geometry, problem, x0, beta, grid, t1=t1f, method=method, rtol=rtol,
+        geometry, problem, x0, beta, grid, t1=t1a, method=method, rtol=rtol,
         atol=atol, steady_tol=steady_tol, max_steps=int(max_steps),
         zero_crossings=bool(zero_crossings), max_crossings=int(max_crossings))
     return FlowResult(ts=ts, xs=xs, status=status, stats=stats, crossing_times=crossings,
-                      backend="diffrax", method=method, t1=t1f)
+                      backend="diffrax", method=method, t1=t1a)
 
 
 # -- diffrax backend -----------------------------------------------------------------
@@ -408,9 +448,12 @@ def _as_arrays(tree, dtype):
     return jax.tree_util.tree_map(conv, tree)
 
 
-def _segment(solver_name, steady, zero_crossings, nsteps, args, t_start, y_start, t1, ts,
-             rtol, atol):
-    """One diffrax solve from (t_start, y_start) to t1, saving at ``ts`` (all ≥ t_start)."""
+def _segment(solver_name, zero_crossings, nsteps, args, t_start, y_start, t1, ts, rtol, atol):
+    """One diffrax solve from (t_start, y_start) to t1, saving at ``ts`` (all ≥ t_start).
+
+    The steady-state event is always present; for finite t1 its threshold is −1,
+    so it never fires and finite and infinite t1 share one compiled program.
+    """
     import diffrax
 
     subs = [diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]
@@ -420,7 +463,7 @@ def _segment(solver_name, steady, zero_crossings, nsteps, args, t_start, y_start
         diffrax.ODETerm(_vf), _diffrax_solver(solver_name), t_start, t1, None, y_start,
         args=args, saveat=diffrax.SaveAt(subs=subs),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        event=diffrax.Event(_steady_cond) if steady else None, max_steps=nsteps, throw=False,
+        event=diffrax.Event(_steady_cond), max_steps=nsteps, throw=False,
         adjoint=diffrax.ForwardMode())
     ok = (sol.result == diffrax.RESULTS.successful) | (sol.result == diffrax.RESULTS.event_occurred)
     code = jnp.where(ok, STATUS_SUCCESS,
@@ -480,31 +523,37 @@ def _assemble(args, grid, first, second, use2, implicit_only, max_crossings):
     return ts, xs, status, stats, crossings
 
 
-def _run_first(solver_name, steady, zero_crossings, nsteps, implicit_only, max_crossings,
+def _run_first(solver_name, zero_crossings, nsteps, implicit_only, max_crossings,
                geometry, problem, x0, beta, grid, t1, rtol, atol, steady_tol):
-    """Threshold, one solve from x₀, and its assembled result (one compiled program)."""
-    threshold = steady_tol * stationarity_residual(geometry, problem, x0, beta=beta)
+    """Threshold, one solve from x₀, and its assembled result (one compiled program).
+
+    Everything numeric (t1, even t1 = ∞, the save times, x₀, the tolerances, the
+    geometry's and problem's arrays) is traced; only the solver, the flags and the
+    shapes select a compiled program.
+    """
+    residual0 = stationarity_residual(geometry, problem, x0, beta=beta)
+    # t1 = ∞: stop at ‖∇F‖ ≤ steady_tol·‖∇F(x₀)‖; finite t1: never (a residual is ≥ 0 > −1)
+    threshold = jnp.where(jnp.isinf(t1), steady_tol * residual0, -1.0)
     args = (geometry, problem, beta, threshold)
     t0 = jnp.zeros((), dtype=x0.dtype)
-    first = _segment(solver_name, steady, zero_crossings, nsteps, args, t0, x0, t1, grid,
-                     rtol, atol)
+    first = _segment(solver_name, zero_crossings, nsteps, args, t0, x0, t1, grid, rtol, atol)
     return args, first, _assemble(args, grid, first, None, None, implicit_only, max_crossings)
 
 
-def _run_implicit(steady, zero_crossings, max_steps, args, grid, first, t1, rtol, atol):
+def _run_implicit(zero_crossings, max_steps, args, grid, first, t1, rtol, atol):
     """Kvaerno5 from where the explicit stage stopped."""
     t_s = first["t_final"]
-    return _segment("kvaerno5", steady, zero_crossings, max_steps, args, t_s, first["y_final"],
-                    t1, jnp.maximum(grid, t_s), rtol, atol)
+    return _segment("kvaerno5", zero_crossings, max_steps, args, t_s, first["y_final"], t1,
+                    jnp.maximum(grid, t_s), rtol, atol)
 
 
 _run_first_jit = eqx.filter_jit(_run_first)
 
 
 @eqx.filter_jit
-def _run_switched_jit(steady, zero_crossings, max_steps, max_crossings, args, grid, first, t1,
-                      rtol, atol):
-    second = _run_implicit(steady, zero_crossings, max_steps, args, grid, first, t1, rtol, atol)
+def _run_switched_jit(zero_crossings, max_steps, max_crossings, args, grid, first, t1, rtol,
+                      atol):
+    second = _run_implicit(zero_crossings, max_steps, args, grid, first, t1, rtol, atol)
     return _assemble(args, grid, first, second, jnp.asarray(True), 0, max_crossings)
 
 
@@ -512,17 +561,15 @@ def _solve_diffrax(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol,
                    max_steps, zero_crossings, max_crossings):
     dtype = x0.dtype
     geometry, problem = _as_arrays(geometry, dtype), _as_arrays(problem, dtype)
-    steady = math.isinf(t1)
-    t1a = jnp.asarray(t1, dtype=dtype)
     rtol, atol = jnp.asarray(rtol, dtype=dtype), jnp.asarray(atol, dtype=dtype)
     steady_tol = jnp.asarray(steady_tol, dtype=dtype)
-    concrete = _is_concrete(geometry, problem, x0, beta)
+    concrete = _is_concrete(geometry, problem, x0, beta, t1, grid)
     run_first = _run_first_jit if concrete else _run_first
     auto = method == "auto"
     args, first, assembled = run_first(
-        "tsit5" if auto else method, steady, zero_crossings,
+        "tsit5" if auto else method, zero_crossings,
         AUTO_EXPLICIT_STEPS if auto else max_steps, int(method.startswith("kvaerno")),
-        max_crossings, geometry, problem, x0, beta, grid, t1a, rtol, atol, steady_tol)
+        max_crossings, geometry, problem, x0, beta, grid, t1, rtol, atol, steady_tol)
     if not auto:
         return assembled
     switch = first["code"] == STATUS_MAX_STEPS
@@ -530,11 +577,11 @@ def _solve_diffrax(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol,
         # Eagerly the switch is a Python branch: Kvaerno5 is compiled only when needed.
         if not bool(switch):
             return assembled
-        return _run_switched_jit(steady, zero_crossings, max_steps, max_crossings, args, grid,
-                                 first, t1a, rtol, atol)
+        return _run_switched_jit(zero_crossings, max_steps, max_crossings, args, grid, first, t1,
+                                 rtol, atol)
 
     def implicit(_):
-        return _run_implicit(steady, zero_crossings, max_steps, args, grid, first, t1a, rtol, atol)
+        return _run_implicit(zero_crossings, max_steps, args, grid, first, t1, rtol, atol)
 
     def skip(_):
         shapes = jax.eval_shape(implicit, None)
@@ -681,4 +728,4 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
     stats = {k: np.asarray(v) for k, v in stats.items()}
     return FlowResult(ts=jnp.asarray(ts, dtype=dtype), xs=jnp.asarray(xs, dtype=dtype),
                       status=np.asarray(code), stats=stats, crossing_times=crossing_times,
-                      backend="scipy", method=method, t1=t1, detail=detail)
+                      backend="scipy", method=method, t1=np.asarray(t1), detail=detail)

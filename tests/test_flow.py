@@ -35,6 +35,9 @@ from hambias.flow import (
 # -- tolerance table -------------------------------------------------------------
 # Tolerances requested from every solver in these tests.
 RTOL, ATOL = 1e-10, 1e-12
+# The default save grid from a traced t1 uses 10**linspace, the eager one numpy.geomspace:
+# they differ in the last bits (a few ulps of float64).
+GRID_RTOL = 1e-13
 # Two independent adaptive solvers, each with local tolerance 1e-10, drift apart by
 # the accumulated global error over a horizon of ~100 steps: allow 1000× rtol.
 AGREE_TOL = 1e3 * RTOL
@@ -304,17 +307,25 @@ def test_zero_crossings_agree_between_backends(problem, x0):
 
 
 # -- batching -------------------------------------------------------------------------------
-def test_vmap_over_alpha_equals_loop(problem, x0):
+def test_vmap_over_alpha_and_t1_equals_loop(problem, x0):
+    # t1 is traced too: one batch mixes finite horizons and a steady-state solve.
     alphas = jnp.array([0.5, 3.0, 20.0])
+    t1s = jnp.array([2.0, 0.5, jnp.inf])
 
-    def run(a):
-        return solve_flow(HAMGeometry(a), problem, x0, t1=2.0, method="tsit5", rtol=RTOL,
+    def run(a, t1):
+        return solve_flow(HAMGeometry(a), problem, x0, t1=t1, method="tsit5", rtol=RTOL,
                           atol=ATOL, max_steps=AUTO_EXPLICIT_STEPS)
 
-    batched = jax.vmap(run)(alphas)
+    batched = jax.vmap(run)(alphas, t1s)
     assert batched.xs.shape == (3, 201, 30)
-    for i, a in enumerate(alphas):
-        single = run(float(a))
+    np.testing.assert_array_equal(batched.t1, t1s)
+    for i, (a, t1) in enumerate(zip(alphas, t1s, strict=True)):
+        single = run(float(a), float(t1))
+        # the save grid built from a traced t1 is the eager one (before the steady state,
+        # after which the rows repeat the final time)
+        before = np.asarray(single.ts[:-1]) < min(float(single.t_final), float(batched.ts[i, -1]))
+        np.testing.assert_allclose(batched.ts[i, :-1][before], single.ts[:-1][before],
+                                   rtol=GRID_RTOL)
         assert int(single.status) == int(batched.status[i]) == STATUS_SUCCESS
         np.testing.assert_allclose(batched.xs[i], single.xs, rtol=0,
                                    atol=AGREE_TOL * np.max(np.abs(single.xs)))
@@ -334,6 +345,44 @@ def test_vmap_over_problems_equals_loop(x0):
         assert single.converged and bool(batched.converged[i])
         np.testing.assert_allclose(batched.x[i], single.x, rtol=0,
                                    atol=AGREE_TOL * np.max(np.abs(single.x)))
+
+
+# -- compilation: one program per configuration ---------------------------------------------
+def test_new_t1_x0_alpha_or_save_times_do_not_recompile(monkeypatch):
+    # Count traces of the diffrax solve: a Python side effect runs only while tracing.
+    import hambias.flow as flow_module
+
+    traces = []
+    segment = flow_module._segment
+
+    def counting_segment(*args, **kwargs):
+        traces.append(args[0])
+        return segment(*args, **kwargs)
+
+    monkeypatch.setattr(flow_module, "_segment", counting_segment)
+    c = jnp.array([1.0, -2.0, 0.5])
+    # a loss defined here is a new static function: its first solve must trace
+    p = LossProblem(lambda x: 0.5 * jnp.sum((x - c) ** 2))
+
+    def gd_closed_form(x_start, ts):  # α = 0 is GD: x_t = c + (x₀ − c) e^{−t}
+        return np.asarray(c) + np.outer(np.exp(-np.asarray(ts)), x_start - np.asarray(c))
+
+    a = np.array([0.3, 0.1, -0.4])
+    r1 = solve_flow(HAMGeometry(0.0), p, a, t1=1.5, rtol=RTOL, atol=ATOL)
+    assert len(traces) == 1  # the counter sees the first compile
+    np.testing.assert_allclose(r1.xs, gd_closed_form(a, r1.ts), rtol=0, atol=AGREE_TOL)
+    # new α, new x₀ and t1 = ∞ (steady state): the same compiled program
+    b = np.array([-0.2, 0.4, 0.1])
+    r2 = solve_flow(HAMGeometry(5.0), p, b, t1=np.inf, rtol=RTOL, atol=ATOL)
+    assert r2.converged and "steady state" in r2.message
+    # ‖∇f‖ = ‖x − c‖ ≤ steady_tol·‖b − c‖ at the stop
+    np.testing.assert_allclose(r2.x, c, rtol=0, atol=1e-8)
+    # new t1 and new save times of the default grid's length
+    ts = np.sort(np.random.default_rng(0).uniform(0.0, 0.7, 200))
+    r3 = solve_flow(HAMGeometry(0.0), p, b, t1=0.7, saveat=ts, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(r3.xs[:-1], gd_closed_form(b, ts), rtol=0, atol=AGREE_TOL)
+    assert float(r3.t_final) == 0.7
+    assert len(traces) == 1, f"recompiled: {traces}"
 
 
 # -- stiffness: the automatic switch --------------------------------------------------------
