@@ -262,8 +262,9 @@ class Context:
         self.figures: list[str] = []
         self.config: dict = {}
         self.data: dict = {}
-        # diffrax compiles once per final time t1 (~20 s each on 2 loaded cores), so quick
-        # runs integrate reference flows with the scipy backend (the independent solver).
+        # diffrax compiles once per geometry type and number of save times (2-4 s each on
+        # 2 cores); quick runs skip those compiles with the scipy backend (the independent
+        # solver), full runs use diffrax, so the report exercises both.
         self.flow_backend = "scipy" if quick else "diffrax"
 
     def save(self, fig, stem: str, meta: dict) -> None:
