@@ -30,6 +30,14 @@ def _build_parser() -> argparse.ArgumentParser:
         "Killed sweeps resume with the same command.",
         add_help=False,
     )
+    sub.add_parser(
+        "phase",
+        help="phase diagrams of a stored sweep (hambias phase PATH --out DIR)",
+        description="Draw the phase diagrams a stored sweep allows: recovery error over "
+        "(alpha, initial scale) and (n, k), convergence time over (alpha, eta) with the "
+        "stability boundary.",
+        add_help=False,
+    )
     return parser
 
 
@@ -60,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from .sweep import sweep_main
 
         return sweep_main(argv[1:])
+    if argv and argv[0] == "phase":
+        from .plots import phase_main
+
+        return phase_main(argv[1:])
     args = _build_parser().parse_args(argv)
     if args.command == "check":
         return _run_check(args)

@@ -26,19 +26,23 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import NullFormatter, NullLocator
 
 __all__ = [
-    "new_figure",
     "close_figure",
-    "save_figure",
-    "plot_inverse_metrics",
-    "plot_trajectories",
+    "new_figure",
+    "phase_main",
     "plot_bregman_shapes",
-    "plot_step_maps",
     "plot_convergence_order",
     "plot_curves",
+    "plot_inverse_metrics",
+    "plot_phase",
     "plot_sign_flips",
+    "plot_stability_boundary",
+    "plot_step_maps",
+    "plot_trajectories",
+    "save_figure",
+    "sweep_phase_diagrams",
 ]
 
 _LINESTYLES = ["-", "--", "-.", ":"]
@@ -348,3 +352,438 @@ def plot_sign_flips(ax, steps, flips: Mapping[str, np.ndarray], *, ylabel="sign 
     ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
     return ax
+
+
+# ----------------------------------------------------------------------------- phase diagrams
+
+#: Axis labels (with symbols) of sweep coordinates.
+_COORD_LABELS = {
+    "alpha": "α",
+    "eta": "step size η",
+    "init_scale": "initial scale s  (x₀ = s·z)",
+    "beta": "β",
+    "n": "dimension n",
+    "k": "sparsity k",
+    "d": "samples d",
+    "seed": "seed",
+}
+#: Colorbar labels of sweep quantities.
+_VALUE_LABELS = {
+    "recovery_error": "recovery error ‖x_T − x*‖/‖x*‖",
+    "prediction_error": "prediction error ‖x_T − x_pred‖/‖x_pred‖",
+    "conv_step": "steps to converge",
+    "diverged": "diverged",
+    "loss": "final loss f(x_T)",
+    "loss0": "initial loss f(x₀)",
+    "divergence_step": "step of divergence",
+    "lam_max": "λ_max(AᵀA/d)",
+    "theta_max": "max|θ*|",
+}
+#: Label of the stability boundary line (THEORY.md §11).
+STABILITY_LABEL = "η(1+α|θ*|)λ_max = 2"
+#: Legends of phase diagrams sit below the x label, outside the cells.
+_LEGEND_BELOW = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.13), "fontsize": "small",
+                 "frameon": False}
+#: Automatic log scale for an axis whose positive values span at least this ratio.
+_LOG_RATIO = 8.0
+#: Automatic log colour scale for values spanning at least this ratio.
+_LOG_COLOR_RATIO = 30.0
+
+
+def _axis_scale(values: np.ndarray, log) -> str:
+    """'linear', 'log' or 'symlog' for grid values; ``log=None`` decides from the spread."""
+    v = np.asarray(values, dtype=float)
+    pos = v[v > 0]
+    if log is None:
+        if pos.size < 2 or np.any(v < 0) or pos.max() / pos.min() < _LOG_RATIO:
+            return "linear"
+        return "log" if pos.size == v.size else "symlog"
+    if not log:
+        return "linear"
+    if np.any(v < 0) or pos.size == 0:
+        raise ValueError(f"a log axis needs values >= 0 with one > 0, got {v.tolist()}")
+    return "log" if pos.size == v.size else "symlog"
+
+
+def _set_scale(ax, which: str, scale: str, values: np.ndarray) -> None:
+    setter = ax.set_xscale if which == "x" else ax.set_yscale
+    if scale == "symlog":  # 0 is on the grid: linear up to the smallest positive value
+        setter("symlog", linthresh=float(np.min(values[values > 0])), linscale=1.0)
+    else:
+        setter(scale)
+
+
+def _cell_edges(ax, which: str, values: np.ndarray) -> np.ndarray:
+    """Edges of cells centred on ``values`` in the axis' own (scaled) coordinate."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    tr = axis.get_transform()
+    t = tr.transform(np.asarray(values, dtype=float).reshape(-1, 1)).ravel()
+    if t.size == 1:
+        te = np.array([t[0] - 0.5, t[0] + 0.5])
+    else:
+        mid = (t[1:] + t[:-1]) / 2
+        te = np.concatenate([[t[0] - (mid[0] - t[0])], mid, [t[-1] + (t[-1] - mid[-1])]])
+    return tr.inverted().transform(te.reshape(-1, 1)).ravel()
+
+
+def _tick_labels(values: np.ndarray) -> list[str]:
+    short = (f"{v:g}" for v in np.asarray(values).tolist())  # 1000, 0.0005, 1e-06
+    return [t if len(t) <= 6 else f"{float(t):.3g}" for t in short]  # 0.31623 -> 0.316
+
+
+def _make_norm(values: np.ndarray, norm, vmin, vmax):
+    """The colour normalisation of :func:`plot_phase` for ``values`` (NaNs ignored)."""
+    from matplotlib import colors
+
+    if isinstance(norm, colors.Normalize):
+        return norm
+    if norm not in ("auto", "log", "linear"):
+        raise ValueError(f"norm must be 'auto', 'log', 'linear' or a Normalize, got {norm!r}")
+    v = np.asarray(values, dtype=float)
+    finite = v[np.isfinite(v)]
+    pos = finite[finite > 0]
+    hi = vmax if vmax is not None else (float(finite.max()) if finite.size else None)
+    use_log = norm == "log" or (norm == "auto" and pos.size == finite.size and pos.size > 0
+                                and pos.max() / pos.min() >= _LOG_COLOR_RATIO)
+    if use_log:
+        lo = vmin if vmin is not None else (float(pos.min()) if pos.size else None)
+        if lo is None or lo <= 0:
+            raise ValueError(f"a log colour scale needs positive values, got vmin = {lo!r}")
+        return colors.LogNorm(vmin=lo, vmax=hi)
+    lo = vmin if vmin is not None else (float(finite.min()) if finite.size else None)
+    return colors.Normalize(vmin=lo, vmax=hi)
+
+
+def plot_phase(ax, table, *, logx: bool | None = None, logy: bool | None = None,
+               cmap: str = "viridis", norm="auto", vmin: float | None = None,
+               vmax: float | None = None, colorbar: bool = True, label: str | None = None,
+               nan_label: str = "no value (NaN)", title: str | None = None):
+    """A phase diagram: a :class:`hambias.sweep.PhaseTable` as a colour mesh.
+
+    Cell (i, j) is centred on (x_j, y_i) in the axis' own scale and coloured by
+    ``table.values[i, j]``; NaN cells are left blank over a grey hatching.  Ticks sit
+    on the grid values.  A grid containing 0 on a log axis uses a symmetric-log scale
+    that is linear up to its smallest positive value.
+
+    Args:
+        ax: target axes.
+        table: a ``PhaseTable`` (from :func:`hambias.sweep.phase_table`).
+        logx, logy: log scale for the coordinate (``None``: when the positive values
+            span a factor ≥ 8).
+        cmap: colour map name.
+        norm: ``"auto"`` (log when the finite positive values span a factor ≥ 30),
+            ``"log"``, ``"linear"`` or a ``matplotlib.colors.Normalize``.
+        vmin, vmax: colour limits (default: the finite values' range).
+        colorbar: add a colorbar labelled with the quantity and the reduction.
+        label: colorbar label (default: the quantity's name and the reduction).
+        nan_label: legend label of the hatching (shown only when a cell is NaN).
+        title: axes title.
+
+    Returns:
+        ``ax``.
+
+    Raises:
+        ValueError: a table whose values do not have shape (len(y), len(x)), or a log
+            axis/colour scale with no positive value.
+
+    >>> import numpy as np
+    >>> from hambias.sweep import PhaseTable
+    >>> t = PhaseTable("alpha", "init_scale", "recovery_error", np.array([0.0, 1.0, 10.0]),
+    ...                np.array([0.01, 0.1]), np.array([[0.5, 0.1, np.nan], [0.6, 0.3, 0.2]]),
+    ...                np.full((2, 3), 2), "median")
+    >>> fig, ax = new_figure()
+    >>> ax = plot_phase(ax, t)
+    >>> ax.get_xscale(), ax.get_xlabel()
+    ('symlog', 'α')
+    """
+    from matplotlib.patches import Patch, Rectangle
+
+    x, y = np.asarray(table.x, dtype=float), np.asarray(table.y, dtype=float)
+    vals = np.asarray(table.values, dtype=float)
+    if vals.shape != (y.size, x.size):
+        raise ValueError(f"table.values must have shape (len(y), len(x)) = {(y.size, x.size)}, "
+                         f"got {vals.shape}")
+    _set_scale(ax, "x", _axis_scale(x, logx), x)
+    _set_scale(ax, "y", _axis_scale(y, logy), y)
+    xe, ye = _cell_edges(ax, "x", x), _cell_edges(ax, "y", y)
+    nrm = _make_norm(vals, norm, vmin, vmax)
+    mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(vals), cmap=cmap, norm=nrm,
+                         shading="flat", zorder=1)
+    handles = []
+    if not np.all(np.isfinite(vals)):
+        ax.add_patch(Rectangle((xe[0], ye[0]), xe[-1] - xe[0], ye[-1] - ye[0], fill=False,
+                               hatch="///", edgecolor="0.6", lw=0, zorder=0.5))
+        handles.append(Patch(facecolor="white", edgecolor="0.6", hatch="///", label=nan_label))
+    ax.set_xlim(xe[0], xe[-1])
+    ax.set_ylim(ye[0], ye[-1])
+    ax.set_xticks(x, _tick_labels(table.x))
+    ax.set_yticks(y, _tick_labels(table.y))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(_COORD_LABELS.get(table.x_name, table.x_name))
+    ax.set_ylabel(_COORD_LABELS.get(table.y_name, table.y_name))
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        if label is None:
+            counts = np.asarray(table.counts)
+            c = counts[counts > 0]
+            runs = "" if c.size == 0 else (f" of {'' if c.min() == c.max() else '≤ '}{c.max()} "
+                                           f"run{'s' if c.max() > 1 else ''}")
+            name = _VALUE_LABELS.get(table.value_name, table.value_name)
+            label = (f"fraction {name}" if table.reduce == "fraction"
+                     else f"{name}\n({table.reduce}{runs} per cell)")
+        ax.figure.colorbar(mesh, ax=ax, label=label)
+    if handles:
+        ax.legend(handles=handles, **_LEGEND_BELOW)  # more entries join via _legend_below
+    return ax
+
+
+def plot_stability_boundary(ax, alpha, eta_crit, **kw):
+    """The stability boundary η_crit(α) = 2/(λ_max(1 + α max|θ*|)) drawn on a phase diagram.
+
+    GD + HYP is linearly stable at its limit for η below the line (THEORY.md §11);
+    the axes' limits are kept, so the line is clipped to the diagram.
+
+    Args:
+        ax: target axes (typically from :func:`plot_phase` over (α, η)).
+        alpha: α values.
+        eta_crit: η_crit at those α (e.g. :func:`hambias.sweep.stability_boundary`).
+        **kw: passed to ``ax.plot`` (default: a white-edged black line with markers,
+            labelled ``"η(1+α|θ*|)λ_max = 2"``).
+
+    Returns:
+        ``ax``, with the line added to its legend.
+
+    Raises:
+        ValueError: ``alpha`` and ``eta_crit`` of different shapes.
+
+    >>> fig, ax = new_figure()
+    >>> ax = plot_stability_boundary(ax, [0.0, 1.0], [0.4, 0.2])
+    >>> ax.get_legend().get_texts()[0].get_text()
+    'η(1+α|θ*|)λ_max = 2'
+    """
+    import matplotlib.patheffects as pe
+
+    a, e = np.asarray(alpha, dtype=float), np.asarray(eta_crit, dtype=float)
+    if a.shape != e.shape or a.ndim != 1:
+        raise ValueError(f"alpha and eta_crit must be 1-D of one shape, got {a.shape} and "
+                         f"{e.shape}")
+    order = np.argsort(a)
+    style = {"color": "k", "lw": 2.0, "marker": "o", "ms": 4, "label": STABILITY_LABEL,
+             "zorder": 3, "path_effects": [pe.withStroke(linewidth=4, foreground="w")]}
+    style.update(kw)
+    lims = (ax.get_xlim(), ax.get_ylim()) if ax.collections or ax.patches else None
+    ax.plot(a[order], e[order], **style)
+    if lims is not None:
+        ax.set_xlim(*lims[0])
+        ax.set_ylim(*lims[1])
+    _legend_below(ax)
+    return ax
+
+
+def _legend_below(ax) -> None:
+    """(Re)build the legend below a phase diagram: its old entries plus new labelled artists."""
+    old = ax.get_legend()
+    handles = [] if old is None else list(old.legend_handles)
+    labels = {h.get_label() for h in handles}
+    handles += [h for h in ax.get_legend_handles_labels()[0] if h.get_label() not in labels]
+    ax.legend(handles=handles, **{**_LEGEND_BELOW, "ncol": min(len(handles), 2)})
+
+
+_METHOD_LABELS = {"hyp_star": "GD+HYP*", "hyp": "GD+HYP", "gd": "GD", "exp": "exp step"}
+#: Methods whose runs depend on α (the α diagrams are drawn for these only).
+_ALPHA_METHODS = ("hyp_star", "hyp")
+#: The three standard diagrams: (file stem, x, y, value, methods or None for all).
+_DIAGRAMS = (
+    ("recovery_alpha_scale", "alpha", "init_scale", "recovery_error", _ALPHA_METHODS),
+    ("recovery_n_k", "n", "k", "recovery_error", None),
+    ("convergence_alpha_eta", "alpha", "eta", "conv_step", _ALPHA_METHODS),
+)
+#: Value taken by a grid axis that is on neither axis of a diagram (seeds are reduced
+#: over with the median instead): the smallest η (the most stable: errors are read at
+#: limits, not after a divergence or an edge-of-stability detour), the smallest initial
+#: scale and β, the largest α (the sparse regime); the size is the grid's first.
+_FIXED_PICK = {"eta": min, "init_scale": min, "beta": min, "alpha": max}
+
+
+def _unique(ds, name) -> list:
+    return list(dict.fromkeys(np.asarray(ds[name].values).ravel().tolist()))
+
+
+def _fixed_values(ds, x: str, y: str) -> dict:
+    """``where`` filter fixing every grid axis off the diagram (not seed, not method)."""
+    where = {axis: pick(_unique(ds, axis)) for axis, pick in _FIXED_PICK.items()
+             if axis not in (x, y)}
+    sizes = _unique(ds, "size")
+    if "n" in (x, y) or "k" in (x, y):
+        where["d"] = int(sizes[0].split("x")[0])  # sizes are "dxnxk"
+    else:
+        where["size"] = sizes[0]
+    return where
+
+
+def _fmt_where(where: dict) -> str:
+    names = {"alpha": "α", "eta": "η", "init_scale": "s", "beta": "β", "d": "d",
+             "size": "d×n×k"}
+    parts = []
+    for k, v in where.items():
+        if k == "beta" and v == 0:
+            continue
+        text = v.replace("x", "×") if k == "size" else f"{v:g}"
+        parts.append(f"{names.get(k, k)} = {text}")
+    return ", ".join(parts)
+
+
+def _boundary(ds, table, where: dict):
+    """(α, η_crit) from the stored λ_max and max|θ*| (medians over the cell's runs)."""
+    from .sweep import stability_boundary
+
+    flat = ds if "point" in ds.dims else ds.stack(point=list(ds["lam_max"].dims))
+    sel = np.ones(flat.sizes["point"], bool)
+    for c, v in where.items():
+        sel &= np.asarray(flat[c].values) == v
+    a_pts = np.asarray(flat["alpha"].values)
+    lam_all, th_all = np.asarray(flat["lam_max"].values), np.asarray(flat["theta_max"].values)
+    alphas, crit = [], []
+    for a in table.x:
+        m = sel & (a_pts == a)
+        lam, th = lam_all[m], th_all[m]
+        if a < 0 or not (np.any(np.isfinite(lam)) and np.any(np.isfinite(th))):
+            continue
+        alphas.append(float(a))
+        crit.append(float(stability_boundary(a, lam_max=np.nanmedian(lam),
+                                             theta_max=np.nanmedian(th))))
+    return np.asarray(alphas), np.asarray(crit)
+
+
+def sweep_phase_diagrams(path_or_dataset, out_dir, *, prefix: str | None = None) -> list[Path]:
+    """Draw the standard phase diagrams a stored sweep allows and save them (PNG + JSON).
+
+    The diagrams (THEORY.md §7, §8, §11), each drawn when the sweep has ≥ 2 values on
+    both of its axes, one panel per method:
+
+    * ``recovery_alpha_scale``: median recovery error ‖x_T − x*‖/‖x*‖ over
+      (α, initial scale), methods GD+HYP* / GD+HYP;
+    * ``recovery_n_k``: median recovery error over (n, k) from the ``dnk`` axis (at the
+      first size's d), every method;
+    * ``convergence_alpha_eta``: median steps to reach f ≤ conv_tol·f(x₀) over (α, η),
+      with cells where every run diverged marked × and the stability boundary
+      η(1 + α max|θ*|)λ_max = 2 on top (λ_max, max|θ*|: medians of the stored values).
+
+    Seeds are reduced over (median); any other grid axis off the diagram is fixed at
+    the smallest η, initial scale and β, the largest α and the first (d, n, k), as
+    stated in the panel titles and the sidecar.
+
+    Args:
+        path_or_dataset: a sweep directory or a dataset from
+            :func:`hambias.sweep.open_sweep` (gridded or flat).
+        out_dir: output folder (created).
+        prefix: file-name prefix (default: the sweep directory's name, or ``"sweep"``).
+
+    Returns:
+        The PNG paths written, in the order above (empty when no diagram applies).
+
+    Raises:
+        ValueError: ``path_or_dataset`` is not a (complete) sweep.
+
+    >>> import jax, tempfile
+    >>> jax.config.update("jax_enable_x64", True)
+    >>> from hambias.sweep import SweepConfig, run_sweep
+    >>> cfg = SweepConfig.from_dict({"steps": 20, "grid": {"eta": [0.01, 0.1],
+    ...     "alpha": [0.0, 1.0], "dnk": [4, 8, 2]}, "record": {"x": False}})
+    >>> tmp = tempfile.mkdtemp()
+    >>> _ = run_sweep(cfg, tmp + "/s", quiet=True)
+    >>> [p.name for p in sweep_phase_diagrams(tmp + "/s", tmp + "/figs")]
+    ['s_convergence_alpha_eta.png']
+    """
+    from .sweep import open_sweep, phase_table
+
+    if isinstance(path_or_dataset, (str, Path)):
+        src = Path(path_or_dataset)
+        ds = open_sweep(src)
+        prefix = prefix or src.resolve().name
+    else:
+        ds, src = path_or_dataset, None
+        prefix = prefix or "sweep"
+    out_dir = Path(out_dir)
+    config = json.loads(ds.attrs.get("config_json", "{}"))
+    methods = _unique(ds, "method")
+    paths = []
+    for stem, x, y, value, allowed in _DIAGRAMS:
+        use = [m for m in methods if allowed is None or m in allowed]
+        if not use:
+            continue
+        where = _fixed_values(ds, x, y)
+        tables = [phase_table(ds, x=x, y=y, value=value, where={**where, "method": m})
+                  for m in use]
+        if any(t.x.size < 2 or t.y.size < 2 for t in tables):
+            continue
+        fig, axes = new_figure(1, len(use), size=(_PANEL[0] * len(use), _PANEL[1] + 0.3))
+        axes = np.atleast_1d(axes)
+        nrm = _make_norm(np.concatenate([t.values.ravel() for t in tables]), "auto", None, None)
+        meta = {"sweep_name": config.get("name", ""), "sweep_digest": ds.attrs.get("sweep_digest"),
+                "sweep_name_on_disk": None if src is None else Path(src).name, "diagram": stem, "x": x,
+                "y": y, "value": value, "reduce": "median over seeds", "fixed": where,
+                "methods": use, "config": config, "panels": {}}
+        for ax, m, t in zip(axes, use, tables):
+            title = f"{_METHOD_LABELS.get(m, m)}   ({_fmt_where(where)})"
+            nan_label = "no converged run" if value == "conv_step" else "no finite value"
+            plot_phase(ax, t, norm=nrm, nan_label=nan_label, title=title,
+                       cmap="viridis" if value == "conv_step" else "magma")
+            panel = {"values": t.values, "x_values": t.x, "y_values": t.y, "counts": t.counts}
+            div = phase_table(ds, x=x, y=y, value="diverged", reduce="fraction",
+                              where={**where, "method": m})
+            jj, ii = np.meshgrid(np.arange(div.x.size), np.arange(div.y.size))
+            all_div = div.values == 1.0
+            if np.any(all_div):
+                ax.plot(div.x[jj[all_div]], div.y[ii[all_div]], "x", color="tab:red", ms=8,
+                        mew=2, ls="none", label="all runs diverged", zorder=2)
+                _legend_below(ax)
+            panel["fraction_diverged"] = div.values
+            if value == "conv_step":
+                a, e = _boundary(ds, t, {**where, "method": m})
+                if a.size >= 2:
+                    plot_stability_boundary(ax, a, e)
+                    panel["stability_boundary"] = {"alpha": a, "eta_crit": e}
+            meta["panels"][m] = panel
+        if config.get("name"):
+            fig.suptitle(f"{config['name']}  ({config.get('steps', '?')} steps)",
+                         fontsize="medium")
+        paths.append(save_figure(fig, out_dir / f"{prefix}_{stem}.png", meta=meta))
+        close_figure(fig)
+    return paths
+
+
+def phase_main(argv: list[str] | None = None) -> int:
+    """``hambias phase PATH [--out DIR] [--prefix NAME]``: phase diagrams of a stored sweep.
+
+    Writes :func:`sweep_phase_diagrams` of the sweep at PATH into DIR (default
+    ``figures/sweeps``) and prints the paths.  Returns 0 when at least one diagram
+    was written, 1 when the sweep's axes allow none, 2 on a bad PATH.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="hambias phase",
+        description="Draw the phase diagrams (recovery over (α, initial scale) and (n, k), "
+        "convergence time over (α, η) with the stability boundary) of a stored sweep.")
+    parser.add_argument("path", help="sweep directory (the --out of hambias sweep)")
+    parser.add_argument("--out", default="figures/sweeps",
+                        help="output folder (default: figures/sweeps)")
+    parser.add_argument("--prefix", default=None,
+                        help="file-name prefix (default: the sweep directory's name)")
+    args = parser.parse_args(argv)
+    try:
+        paths = sweep_phase_diagrams(args.path, args.out, prefix=args.prefix)
+    except (ValueError, OSError) as err:
+        print(f"hambias phase: error: {err}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
+    if not paths:
+        print(f"hambias phase: {args.path}: no diagram applies (each needs >= 2 values on both "
+              f"axes: alpha x init_scale, n x k, alpha x eta)", file=sys.stderr)
+        return 1
+    return 0

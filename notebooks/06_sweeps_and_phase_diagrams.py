@@ -31,29 +31,13 @@ jax.config.update("jax_enable_x64", True)
 import matplotlib.pyplot as plt
 import numpy as np
 
+from hambias.plots import plot_phase, plot_stability_boundary, sweep_phase_diagrams
 from hambias.sweep import SweepConfig, open_sweep, phase_table, run_sweep, stability_boundary
 
 QUICK = os.environ.get("HAMBIAS_QUICK", "0") == "1"  # a smaller grid for the test suite
 print(f"quick mode: {QUICK}")
 workdir = Path(tempfile.mkdtemp(prefix="hambias-sweeps-"))
 print(f"stores go to {workdir}; devices: {jax.devices()}")
-
-
-def show_table(ax, table, *, fmt="{:.2f}", log_color=True, cmap="viridis"):
-    """Draw a PhaseTable as a labelled heat map (rows y, columns x) and return the image."""
-    vals = np.log10(table.values) if log_color else table.values
-    im = ax.imshow(vals, origin="lower", cmap=cmap, aspect="auto")
-    ax.set_xticks(range(table.x.size), [f"{v:g}" for v in table.x])
-    ax.set_yticks(range(table.y.size), [f"{v:g}" for v in table.y])
-    ax.set(xlabel=table.x_name, ylabel=table.y_name)
-    for i in range(table.y.size):
-        for j in range(table.x.size):
-            if np.isfinite(table.values[i, j]):
-                r, g, b, _ = im.cmap(im.norm(vals[i, j]))
-                light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5  # dark text on light cells
-                ax.text(j, i, fmt.format(table.values[i, j]), ha="center", va="center",
-                        color="k" if light else "w", fontsize=8)
-    return im
 
 
 # %% [markdown]
@@ -88,14 +72,11 @@ print(list(ds.data_vars))
 # %%
 rec = phase_table(ds, x="alpha", y="init_scale", value="recovery_error")
 pred = phase_table(ds, x="alpha", y="init_scale", value="prediction_error", reduce="max")
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
-im = show_table(ax1, rec, cmap="magma")
-fig.colorbar(im, ax=ax1, label=r"$\log_{10}$ median recovery error")
-ax1.set_title(r"$\|x_T - x^\star\| / \|x^\star\|$ (median over seeds)")
-im = show_table(ax2, pred, fmt="{:.0e}", cmap="cividis")
-fig.colorbar(im, ax=ax2, label=r"$\log_{10}$ max prediction error")
-ax2.set_title(r"$\|x_T - x_{\mathrm{pred}}\| / \|x_{\mathrm{pred}}\|$ (worst seed)")
-plt.tight_layout()
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
+plot_phase(ax1, rec, cmap="magma",
+           title=r"$\|x_T - x^\star\| / \|x^\star\|$ (median over seeds)")
+plot_phase(ax2, pred, cmap="cividis",
+           title=r"$\|x_T - x_{\mathrm{pred}}\| / \|x_{\mathrm{pred}}\|$ (worst seed)")
 plt.show()
 
 # %% [markdown]
@@ -139,18 +120,11 @@ lam = np.array([np.nanmedian(flat["lam_max"].values[flat["alpha"].values == a]) 
 th = np.array([np.nanmedian(flat["theta_max"].values[flat["alpha"].values == a]) for a in alphas])
 eta_crit = stability_boundary(alphas, lam_max=lam, theta_max=th)
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
-for ax, table, title in [(ax1, div, "fraction diverged"), (ax2, conv, "steps to converge")]:
-    log_color = table is conv
-    im = show_table(ax, table, fmt="{:.0f}" if log_color else "{:.1f}", log_color=log_color,
-                    cmap="viridis" if log_color else "Reds")
-    fig.colorbar(im, ax=ax, label=(r"$\log_{10}$ " if log_color else "") + title)
-    # the boundary in index coordinates of the log-spaced η rows
-    rows = np.interp(np.log10(eta_crit), np.log10(table.y), np.arange(table.y.size))
-    ax.plot(np.arange(alphas.size), rows, "c-o", lw=2, label=r"$\eta_{\mathrm{crit}}(\alpha)$")
-    ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8)
-plt.tight_layout()
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
+plot_phase(ax1, div, cmap="Reds", norm="linear", vmin=0.0, vmax=1.0, title="fraction diverged")
+plot_phase(ax2, conv, nan_label="no converged run", title="steps to converge")
+for ax in (ax1, ax2):
+    plot_stability_boundary(ax, alphas, eta_crit)
 plt.show()
 
 # %% [markdown]
@@ -159,9 +133,22 @@ plt.show()
 # **conservative**: it linearises at the limit with the largest $\lvert\theta^\star_i\rvert$, while
 # the iterates spend most of the run at smaller weights, so steps a few times larger still work.
 # Either way, a larger $\alpha$ forces a smaller step, because the effective step
-# $\eta(1 + \alpha\lvert\theta\rvert)$ grows with the weights. (Rows outside the grid clip the
-# line at its edges.)
+# $\eta(1 + \alpha\lvert\theta\rvert)$ grows with the weights. (The line is clipped to the grid.)
 #
+# ## The standard diagrams in one call
+#
+# `sweep_phase_diagrams` draws whichever of the three standard diagrams a stored sweep allows
+# (recovery over $(\alpha, s)$, recovery over $(n, k)$ from the size axis, steps to converge over
+# $(\alpha, \eta)$ with the boundary), fixing every other axis (smallest $\eta$, $s$, $\beta$;
+# largest $\alpha$; first size) and writing a PNG and a JSON sidecar with the sweep's config digest
+# for each. The stability sweep has one size and one initial scale, so only the $(\alpha, \eta)$
+# diagram applies. From a shell: `hambias phase PATH --out figures/sweeps`.
+
+# %%
+for path in sweep_phase_diagrams(workdir / "stability", workdir / "figures"):
+    print(path.name, "+", path.with_suffix(".json").name)
+
+# %% [markdown]
 # ## The large sweeps, on a GPU
 #
 # The grids above are tiny. The same code runs the paper-sized ones: write the config as TOML
