@@ -5,9 +5,9 @@ Prints trajectory-steps/s of the engine's batched, sharded step (the code path o
 float32, next to a naive numpy loop (one trajectory at a time) and a PyTorch loop,
 the fraction of the measured matmul peak (4·d·n flops per step), and the engine's
 time per step as a fraction of a roofline loop on the same shapes (the two matrix
-products and the elementwise exp/sign/products only).  Not a test.
+products and the elementwise step in the engine's formulation only).  Not a test.
 
-    python benchmarks/bench_sweep.py [--devices N] [--quick] [--d 20 --n 100]
+    python benchmarks/bench_sweep.py [--devices N] [--quick | --only-1024] [--d 20 --n 100]
 
 ``--devices`` (default: the number of CPU cores) forces that many XLA CPU devices,
 which must happen before jax is imported; on a GPU host it is ignored.
@@ -28,6 +28,8 @@ def _parse(argv):
     p.add_argument("--d", type=int, default=20)
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--quick", action="store_true", help="batches 1 and 1024 only, shorter timing")
+    p.add_argument("--only-1024", action="store_true",
+                   help="float64, batch 1024 only (shared and independent A): the goal cases")
     p.add_argument("--work", type=float, default=3e5,
                    help="trajectory-steps per timed call (default 3e5)")
     return p.parse_args(argv)
@@ -44,10 +46,12 @@ def main(argv=None) -> int:
     from jax.sharding import PartitionSpec as P
 
     jax.config.update("jax_enable_x64", True)
+    from hambias.iterates import signed
     from hambias.sweep import _run_batch
 
     d, n = args.d, args.n
-    batches = [1, 1024] if args.quick else [1, 64, 1024, 16384]
+    batches = [1024] if args.only_1024 else [1, 1024] if args.quick else [1, 64, 1024, 16384]
+    dtypes = ("float64",) if args.only_1024 else ("float64", "float32")
     devices = jax.local_devices()
     mesh = Mesh(np.asarray(devices), ("batch",))
     rng = np.random.default_rng(0)
@@ -98,48 +102,54 @@ def main(argv=None) -> int:
         steps, dt = timed(run, 5000)
         return steps / dt
 
-    np_rate = {k: numpy_rate(getattr(np, k)) for k in ("float64", "float32")}
+    np_rate = {k: numpy_rate(getattr(np, k)) for k in dtypes}
     try:
         import torch  # noqa: F401
 
         torch_note = "torch importable but no loop implemented here"
     except ImportError:
         torch_note = "torch not installed"
-    print(f"# numpy loop: float64 {np_rate['float64']:.3g}, float32 {np_rate['float32']:.3g} "
-          f"trajectory-steps/s; PyTorch loop: {torch_note}")
+    print("# numpy loop: " + ", ".join(f"{k} {v:.3g}" for k, v in np_rate.items()) +
+          f" trajectory-steps/s; PyTorch loop: {torch_note}")
 
-    # ---- roofline: the two products + exp/sign/products, nothing else, same sharding
+    # ---- roofline: the two products + the elementwise step, nothing else, same sharding.
+    # It does the engine's mathematical work in the engine's formulation (per-point scalars
+    # folded, sign(θ½)·g by selects) without the loss, the convergence/divergence monitor
+    # and the freezing of diverged rows: "% roofline" is what those cost.
     def roofline(A, y, X, shared):
         batch = NamedSharding(mesh, P("batch"))
 
-        def run(A, y, X, steps):
+        def run(A, y, X, cg, cs, c0, steps):
             def body(X, _):
                 if shared:
                     R = X @ A.T - y
-                    G = R @ A
+                    S = R @ A
                 else:
                     R = jnp.einsum("bdn,bn->bd", A, X) - y
-                    G = jnp.einsum("bd,bdn->bn", R, A)
-                Xh = X - 0.01 * G
-                return Xh * jnp.exp(-0.01 * jnp.sign(Xh) * G), None
+                    S = jnp.einsum("bd,bdn->bn", R, A)
+                Xh = X - cg * S
+                return Xh * jnp.exp(cs * signed(Xh, S) + c0), None
 
             return jax.lax.scan(body, X, None, length=steps)[0]
 
-        run = jax.jit(run, static_argnums=3)
+        run = jax.jit(run, static_argnums=6)
         m = -(-X.shape[0] // len(devices)) * len(devices)  # padded like the engine pads
         rows = np.arange(m) % X.shape[0]
         X = X[rows]
+        eta, alpha = np.full((m, 1), 0.01, X.dtype), 1.0  # per-point scalars, as in the engine
+        cg, cs, c0 = eta / d, -eta * alpha / d, np.zeros_like(eta)
         if not shared:
             A, y = A[rows], y[rows]
         Xs = jax.device_put(X, batch)
         As = jax.device_put(A, NamedSharding(mesh, P()) if shared else batch)
         ys = jax.device_put(y, NamedSharding(mesh, P()) if shared else batch)
-        return lambda steps: run(As, ys, Xs, steps).block_until_ready()
+        coefs = [jax.device_put(c, batch) for c in (cg, cs, c0)]
+        return lambda steps: run(As, ys, Xs, *coefs, steps).block_until_ready()
 
     print(f"{'dtype':8s} {'A':12s} {'batch':>6s} {'engine st/s':>12s} {'x numpy':>8s} "
           f"{'%peak':>6s} {'roofline st/s':>14s} {'% roofline':>10s}")
     results = {}
-    for dt_name in ("float64", "float32"):
+    for dt_name in dtypes:
         dtype = np.dtype(dt_name)
         for shared in (True, False):
             for B in batches:

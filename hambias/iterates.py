@@ -59,15 +59,25 @@ _DIVERGENCE_QUANTITY = {
 
 
 # ---------------------------------------------------------------------------
-# step kernels (pure, elementwise; shared with the optax transformations)
+# step kernels (pure, elementwise; shared with the optax transformations and sweeps)
 # ---------------------------------------------------------------------------
+def signed(s, g):
+    """sign(s) ⊙ g without forming sign(s): −g where s < 0, 0 where s = 0, g elsewhere.
+
+    Equal to ``jnp.sign(s) * g`` for every non-NaN s, up to the sign of a zero (a NaN s
+    gives g; the step's product with the NaN θ stays NaN).  Two selects cost about half
+    of XLA's float64 ``sign`` on CPU, which matters in the batched sweeps.
+    """
+    return jnp.where(s < 0, -g, jnp.where(s == 0, jnp.zeros_like(g), g))
+
+
 def hyperbolic_step(x_half, g, eta, alpha, beta=0.0, sign_source=None):
     """θ ← θ_{½} ⊙ exp(−η(α·sign(s) ⊙ g + β)), s = ``sign_source`` (default θ_{½}: HYP*).
 
     Pass ``sign_source=θ_k`` for HYP.  ``g`` is the raw gradient at θ_k.
     """
     s = x_half if sign_source is None else sign_source
-    return x_half * jnp.exp(-eta * (alpha * jnp.sign(s) * g + beta))
+    return x_half * jnp.exp(-eta * (alpha * signed(s, g) + beta))
 
 
 def gd_hyp_step(x, g, eta, alpha, beta=0.0, star=True):
@@ -78,7 +88,7 @@ def gd_hyp_step(x, g, eta, alpha, beta=0.0, star=True):
 
 def exp_step(x, g, eta, beta=0.0):
     """Theorem 3.1's multiplicative step θ ⊙ exp(−η(2 sign(θ) ⊙ g + 4β)) (THEORY.md §6)."""
-    return x * jnp.exp(-eta * (2.0 * jnp.sign(x) * g + 4.0 * beta))
+    return x * jnp.exp(-eta * (2.0 * signed(x, g) + 4.0 * beta))
 
 
 # ---------------------------------------------------------------------------

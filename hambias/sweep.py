@@ -24,9 +24,11 @@ Conventions of a point (all seeded, no global state):
   (§11, independent of x₀); α = 0 (``Euclidean()``) for ``"gd"``; none for ``"exp"``
   or α < 0.  It is solved once per unique (problem, α, x₀ or β).
 
-The step of every point is the kernel of :mod:`hambias.iterates` applied to the
-(B, n) batch, with the two matrix products written as matmuls over the batch
-(X Aᵀ and R A) when all points of a batch share one problem.
+The step of every point is the formula of the :mod:`hambias.iterates` kernels
+(``gd_hyp_step``, ``exp_step``) applied to the (B, n) batch, with the two matrix
+products written as matmuls over the batch (X Aᵀ and R A) when all points of a
+batch share one problem, the per-point scalars (η/d, −ηα/d, −ηβ) multiplied once
+per run and sign(s) ⊙ g formed by selects; it equals the kernels to round-off.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from .geometry import Euclidean, HAMGeometry
-from .iterates import exp_step, gd_hyp_step
+from .iterates import signed
 from .predict import predict_limit
 from .problems import LinearRegression, sparse_regression
 
@@ -358,14 +360,29 @@ def _problem(seed: int, d: int, n: int, k: int, design: str, noise: float, dtype
 # ----------------------------------------------------------------------------- engine
 
 
-def _apply_step(method, X, G, eta, alpha, beta):
-    if method == "hyp_star":
-        return gd_hyp_step(X, G, eta, alpha, beta, star=True)
-    if method == "hyp":
-        return gd_hyp_step(X, G, eta, alpha, beta, star=False)
+def _step_coefficients(method, eta, alpha, beta, d):
+    """Per-point (B, 1) scalars (c_g, c_s, c_0) of the step written for S = R A = d·∇f.
+
+    GD + HYP(*) / GD: θ½ = θ − c_g S, θ ← θ½ ⊙ exp(c_s sign(·) ⊙ S + c_0) with c_g = η/d,
+    c_s = −ηα/d (0 for GD), c_0 = −ηβ; exp step: θ ← θ ⊙ exp(c_s sign(θ) ⊙ S + c_0) with
+    c_s = −2η/d, c_0 = −4ηβ.  The same formulas as ``gd_hyp_step`` / ``exp_step``
+    (THEORY.md §2, §6), with the products of per-point scalars taken once per run.
+    """
+    col = lambda v: v[:, None]
+    if method == "exp":
+        return None, col(-2.0 * eta / d), col(-4.0 * eta * beta)
+    a = jnp.zeros_like(alpha) if method == "gd" else alpha
+    return col(eta / d), col(-eta * a / d), col(-eta * beta)
+
+
+def _apply_step(method, X, S, cg, cs, c0):
+    """One step of ``method`` on the (B, n) batch X, with S = R A = d·∇f (unscaled)."""
+    if method == "exp":
+        return X * jnp.exp(cs * signed(X, S) + c0)
+    Xh = X - cg * S
     if method == "gd":
-        return gd_hyp_step(X, G, eta, 0.0, beta, star=True)
-    return exp_step(X, G, eta, beta)
+        return Xh * jnp.exp(c0)
+    return Xh * jnp.exp(cs * signed(Xh if method == "hyp_star" else X, S) + c0)
 
 
 @lru_cache(maxsize=32)
@@ -373,17 +390,18 @@ def _runner(method: str, steps: int, loss_every: int, conv_tol: float, shared: b
     """A jitted batched run: (A, y, X0, alpha, eta, beta) → outputs (see :func:`_run_batch`)."""
 
     def residual_grad(X, A, y):
+        """(R, f, S): residual, loss and the unscaled gradient S = R A = d·∇f (per point)."""
         d = A.shape[-2]
         if shared:  # one problem: the two products are matmuls over the batch
             R = X @ A.T - y
-            G = (R @ A) / d
+            S = R @ A
         else:
             R = jnp.einsum("bdn,bn->bd", A, X) - y
-            G = jnp.einsum("bd,bdn->bn", R, A) / d
-        return R, jnp.sum(R * R, axis=1) / (2 * d), G
+            S = jnp.einsum("bd,bdn->bn", R, A)
+        return R, jnp.sum(R * R, axis=1) / (2 * d), S
 
     def run(A, y, X0, alpha, eta, beta):
-        e, a, b = eta[:, None], alpha[:, None], beta[:, None]
+        coef = _step_coefficients(method, eta, alpha, beta, A.shape[-2])
         _, loss0, _ = residual_grad(X0, A, y)
         thr_conv = conv_tol * loss0
         thr_div = DIVERGENCE_FACTOR * loss0 + jnp.finfo(X0.dtype).tiny
@@ -397,9 +415,9 @@ def _runner(method: str, steps: int, loss_every: int, conv_tol: float, shared: b
 
         def body(carry, _):
             X, k, conv, div = carry
-            _, loss, G = residual_grad(X, A, y)
+            _, loss, S = residual_grad(X, A, y)
             conv, div = monitor(k, loss, conv, div)
-            Xn = _apply_step(method, X, G, e, a, b)
+            Xn = _apply_step(method, X, S, *coef)
             X = jnp.where((div < 0)[:, None], Xn, X)
             return (X, k + 1, conv, div), None
 

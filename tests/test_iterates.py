@@ -385,3 +385,19 @@ def test_bad_input_raises():
         run_iterates(GD(0.1), problem, x0, steps=10, reference=np.zeros(3))
     with pytest.raises(ValueError, match="pair"):
         MWGradientDescent(0.1).init((x0, x0, x0))
+
+
+def test_signed_equals_sign_times_g():
+    """The select-based sign(s)·g of the kernels equals jnp.sign(s)·g (zeros compared by value).
+
+    The reference is XLA's sign, not numpy's: XLA on CPU treats subnormals as zero in
+    both ``sign`` and comparisons, so sign(tiny/4) is 0 there (numpy says 1).
+    """
+    from hambias.iterates import signed
+
+    tiny = np.finfo(np.float64).tiny
+    s = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, tiny / 4, -tiny / 4, 3.5, -2e300])
+    s = np.concatenate([s, np.random.default_rng(0).standard_normal(50)])
+    g = np.random.default_rng(1).standard_normal(s.size) * 10.0
+    got = np.asarray(signed(jnp.asarray(s), jnp.asarray(g)))
+    np.testing.assert_array_equal(got, np.asarray(jnp.sign(jnp.asarray(s)) * jnp.asarray(g)))
