@@ -25,7 +25,7 @@ _NOTES = (
     ("figure_normalisation", "The normalisation of the Bregman-shape figure (we use R_α(x)/R_α(1)) "
      "and the content of the sign-choice figure are reconstructions."),
     ("natural_gradient_pl_constant", "The exact natural-gradient statement and the constant in the "
-     "PL rate (we check the bound with Λ = λ(1 + α min|θ|))."),
+     "PL rate (pl_rate checks both e^{−λt} and the refined e^{−λ∫(1 + α min|θ|)})."),
     ("beta_characterisation", "The β > 0 characterisation (argmin f + βH_α) is ours, verified "
      "numerically (explicit_bias_beta), not found in the sources."),
     ("appendix_d1_setup", "The Appendix D.1 set-up (dimensions, scales, step sizes, steps) follows "
