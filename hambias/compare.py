@@ -33,9 +33,10 @@ class Comparison:
             None without a problem.  It measures whether the run stayed on its
             mirror-flow manifold, independently of where it stopped.
         prediction_kkt: the prediction's own KKT residual.
-        status: ``"ok"``, ``"result_not_finite"``, ``"result_diverged"`` or
-            ``"result_not_converged"`` (taken from the result's ``diverged`` /
-            ``converged`` flags when it has them).
+        status: ``"ok"``, ``"prediction_not_converged"`` (the prediction failed its
+            certificate: the comparison is against an uncertified point),
+            ``"result_not_finite"``, ``"result_diverged"`` or ``"result_not_converged"``
+            (taken from the result's ``diverged`` / ``converged`` flags when it has them).
         message: what the status means for this pair.
     """
 
@@ -125,7 +126,12 @@ def compare(prediction: Prediction, result, *, problem=None) -> Comparison:
         else:
             primal = float(np.linalg.norm(A @ xr - y) / max(np.linalg.norm(y), 1e-300))
     status, message = "ok", f"relative error {relative:.3e} against a prediction with KKT {kkt:.1e}"
-    if bool(getattr(result, "diverged", False)):
+    if not prediction.converged:
+        status, message = (
+            "prediction_not_converged",
+            f"the prediction did not pass its certificate ({prediction.status}); " + message,
+        )
+    elif bool(getattr(result, "diverged", False)):
         status, message = "result_diverged", "the result reports divergence; " + message
     elif getattr(result, "converged", True) is False:
         status, message = "result_not_converged", "the result did not converge; " + message

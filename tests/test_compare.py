@@ -20,6 +20,10 @@ TAYLOR_RTOL = 1e-2
 EXACT = 1e-12
 # Fitted order of a first-order method from halvings η₀/4 … η₀/16 (THEORY §3: 0.99–1.07).
 ORDER_ONE = (0.9, 1.1)
+# GD + HYP* at η₀/16 against the prediction: the acceptance bound is 2e-3 at η₀/8 (THEORY
+# §7 measured up to 7e-4 there for α ≤ 10) and the error is O(η), so 1e-3 at η₀/16
+# (measured here: 7.4e-4, 3.6e-4, 1.8e-4 at η₀/4, /8, /16).
+ITERATE_RTOL = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +73,18 @@ def test_iterates_against_prediction_and_convergence_order(setup):
         run = types.SimpleNamespace(x=_gd_hyp(p, x0, eta, int(np.ceil(T / eta))), converged=True)
         comps.append(compare(pred, run, problem=p))
     assert all(c.status == "ok" for c in comps)
-    assert comps[-1].relative_error <= 2e-3
+    assert comps[-1].relative_error <= ITERATE_RTOL
     assert comps[-1].result_primal_residual <= 1e-8  # converged: on {Ax = y}
     order = convergence_order(etas, [c.relative_error for c in comps])
     assert ORDER_ONE[0] <= order <= ORDER_ONE[1]
+
+
+def test_unconverged_prediction_is_flagged(setup):
+    p, x0, _ = setup
+    bad = predict_limit(HAMGeometry(1.0), p, x0, max_iter=1, on_failure="return")
+    assert not bad.converged
+    c = compare(bad, types.SimpleNamespace(x=np.asarray(bad.x), converged=True), problem=p)
+    assert c.status == "prediction_not_converged" and "certificate" in c.message
 
 
 def test_result_flags_and_non_finite(setup):
