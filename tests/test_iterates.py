@@ -58,6 +58,9 @@ VMAP_RTOL = 1e-12
 SAME_MAP_RTOL = 1e-13
 # O(eta) agreement windows: error ratio under eta-halving must be ~2.
 HALVING_RATIO = (1.7, 2.3)
+# (m, w) GD at η = 1e-3 against the γ = |c|/2 flow: first order in η with an O(1)
+# constant (measured 4.3e-4); 2e-3 leaves a 4.6× margin and stays 100× below the control.
+MW_FLOW_RTOL = 2e-3
 
 
 def _problem(seed=0, d=3, n=6):
@@ -233,7 +236,8 @@ def test_mw_gd_follows_pointwise_product_flow_with_half_gamma():
         ref_c = _mw_flow(problem, x0, tau, 2 * gamma)  # PILoT's γ = |c| convention
         errs_c.append(np.linalg.norm(x - ref_c) / np.linalg.norm(ref_c))
     assert HALVING_RATIO[0] <= errs[0] / errs[1] <= HALVING_RATIO[1], errs  # O(η)
-    assert errs[1] < 1e-2
+    # O(η) at η = 1e-3 (measured 4.3e-4); the γ = |c| control misses by ~0.2
+    assert errs[1] < MW_FLOW_RTOL, errs
     assert min(errs_c) > 20 * errs[1], (errs_c, errs)  # negative control fails
 
 

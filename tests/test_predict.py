@@ -545,7 +545,7 @@ def test_beta_large_alpha_certified(d, n, alpha, beta):
     p = _problem(d, n, seed=5)
     A, y = np.asarray(p.A), np.asarray(p.y)
     pn = predict_limit(HAMGeometry(alpha), p, beta=beta)
-    from hambias.predict import _HAMKernel, _certificate_penalised, _penalised_roundoff
+    from hambias.predict import _certificate_penalised, _HAMKernel, _penalised_roundoff
 
     assert pn.status == "optimal" and pn.iterations < 100
     exact = _refined_penalised(A, y, pn.x, alpha, beta)  # dense n×n solves, not Woodbury
