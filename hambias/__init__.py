@@ -5,6 +5,7 @@ prediction → comparison → sweep / check → plots.  This module is the curat
 public API; everything else is private or reachable through its submodule.
 """
 
+from .compare import Comparison, compare, convergence_order
 from .flow import FlowResult, flow_vector_field, solve_flow, stationarity_residual
 from .geometry import (
     AbstractGeometry,
@@ -25,7 +26,6 @@ from .iterates import (
     run_iterates,
 )
 from .optimizers import ham, ham_sam, ham_wrapper_faithful
-from .compare import Comparison, compare, convergence_order
 from .predict import (
     CvxpyPredictor,
     Prediction,

@@ -723,9 +723,10 @@ def sweep_phase_diagrams(path_or_dataset, out_dir, *, prefix: str | None = None)
         axes = np.atleast_1d(axes)
         nrm = _make_norm(np.concatenate([t.values.ravel() for t in tables]), "auto", None, None)
         meta = {"sweep_name": config.get("name", ""), "sweep_digest": ds.attrs.get("sweep_digest"),
-                "sweep_name_on_disk": None if src is None else Path(src).name, "diagram": stem, "x": x,
-                "y": y, "value": value, "reduce": "median over seeds", "fixed": where,
-                "methods": use, "config": config, "panels": {}}
+                "sweep_name_on_disk": None if src is None else Path(src).name,
+                "diagram": stem, "x": x, "y": y, "value": value,
+                "reduce": "median over seeds", "fixed": where, "methods": use,
+                "config": config, "panels": {}}
         for ax, m, t in zip(axes, use, tables):
             title = f"{_METHOD_LABELS.get(m, m)}   ({_fmt_where(where)})"
             nan_label = "no converged run" if value == "conv_step" else "no finite value"

@@ -125,7 +125,7 @@ def run_checks(*, quick: bool, only: list[str] | None, out: Path,
         ValueError: an unknown check name in ``only`` (the message lists the known ones).
     """
     import paper_checks
-    from paper_checks import FAIL, Claim, CheckResult
+    from paper_checks import FAIL, CheckResult, Claim
 
     names = list(paper_checks.CHECKS) if not only else list(only)
     for n in names:

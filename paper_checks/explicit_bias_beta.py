@@ -24,7 +24,9 @@ from ._core import (
     make_main,
     needs,
     regression_problem,
-    relative_distance,
+)
+from ._core import (
+    relative_distance as _rel,
 )
 
 NAME = "explicit_bias_beta"
@@ -85,7 +87,7 @@ def _prediction(ctx):
         pred = predict_limit(HAMGeometry(alpha), prob, beta=BETA)
         out.append(claim_range(f"prediction_alpha{alpha:g}", "§11",
                                f"predict_limit(β = {BETA}) = argmin f + βH_α (α = {alpha:g})",
-                               relative_distance(pred.x, _scipy_minimiser(prob, alpha, BETA)), hi=SCIPY_RTOL,
+                               _rel(pred.x, _scipy_minimiser(prob, alpha, BETA)), hi=SCIPY_RTOL,
                                why="two solvers of a strongly convex problem"))
     return out
 
@@ -102,7 +104,7 @@ def _flow_independent_of_x0(ctx):
         x0 = np.asarray(jax.random.normal(jax.random.key(ctx.seed + 10 + s), (prob.n,)))
         r = solve_flow(HAMGeometry(alpha), prob, x0, t1=np.inf, beta=BETA,
                        backend=ctx.flow_backend, rtol=1e-10, atol=1e-12, steady_tol=1e-12)
-        ends.append(relative_distance(r.x, ref) if bool(r.converged) else np.nan)
+        ends.append(_rel(r.x, ref) if bool(r.converged) else np.nan)
     return [claim_range("flow_limit_beta", "§11",
                         "flows from two random x₀ both end at argmin f + βH_α", max(ends),
                         hi=FLOW_RTOL, why="flow at rtol 1e-10 vs a round-off minimiser",
@@ -120,7 +122,7 @@ def _iterates(ctx):
     steps = min(steps, 400_000)
     x = ham_iterates(prob, x0, eta=eta, alpha=alpha, beta=BETA, steps=steps)
     return [claim_range("iterates_beta", "§11", "GD+HYP* (β > 0) ends at argmin f + βH_α",
-                        relative_distance(x, ref), hi=ITERATE_RTOL, why="O(η) discretisation at η₀/4",
+                        _rel(x, ref), hi=ITERATE_RTOL, why="O(η) discretisation at η₀/4",
                         detail=f"η = {eta:.3g}, {steps} steps")]
 
 
@@ -129,11 +131,11 @@ def _limits(ctx):
     predict_limit, ridge, lasso = needs("predict", "predict_limit", "ridge", "lasso")
     prob = _setup(ctx)
     x_small = predict_limit(HAMGeometry(1e-4), prob, beta=BETA).x
-    dist = [relative_distance(predict_limit(HAMGeometry(a), prob, beta=BETA).x, lasso(prob, BETA / a).x)
+    dist = [_rel(predict_limit(HAMGeometry(a), prob, beta=BETA).x, lasso(prob, BETA / a).x)
             for a in LASSO_ALPHAS]
     return [
         claim_range("ridge_limit", "§11", "α = 1e-4: argmin f + βH_α ≈ ridge(β)",
-                    relative_distance(x_small, ridge(prob, BETA).x), hi=RIDGE_RTOL,
+                    _rel(x_small, ridge(prob, BETA).x), hi=RIDGE_RTOL,
                     why="H_α − θ²/2 = O(α|θ|³)"),
         claim_true("lasso_limit", "§11",
                    "argmin f + βH_α → LASSO(λ = β/α): distance decreasing over α = 1e3, 1e4, "

@@ -26,7 +26,9 @@ from ._core import (
     loglog_slope,
     make_main,
     needs,
-    relative_distance,
+)
+from ._core import (
+    relative_distance as _rel,
 )
 
 NAME = "implicit_bias"
@@ -69,7 +71,7 @@ def _solvers_agree(ctx):
         cvx = predict_limit(HAMGeometry(alpha), prob, solver="cvxpy")
         out.append(claim_range(f"newton_vs_cvxpy_alpha{alpha:g}", "§7",
                                f"Newton and cvxpy give the same limit (α = {alpha:g})",
-                               relative_distance(cvx.x, newton.x), hi=CVXPY_RTOL,
+                               _rel(cvx.x, newton.x), hi=CVXPY_RTOL,
                                why="cvxpy's accuracy at tolerance 1e-10 (THEORY.md §7)",
                                detail=f"Newton KKT {newton.kkt_residual:.1e}, "
                                       f"{cvx.solver} KKT {cvx.kkt_residual:.1e}"))
@@ -91,7 +93,7 @@ def _iterates_reach(ctx):
         errs = []
         for eta in etas:
             steps = int(np.ceil(40.0 / (lam * eta)))  # f − f* below e⁻⁴⁰ of its start
-            errs.append(relative_distance(ham_iterates(prob, x0, eta=eta, alpha=alpha, steps=steps), ref))
+            errs.append(_rel(ham_iterates(prob, x0, eta=eta, alpha=alpha, steps=steps), ref))
         ctx.data.setdefault("order", {})[f"GD+HYP*, α = {alpha:g}"] = (etas, np.array(errs))
         out.append(claim_range(f"iterate_error_alpha{alpha:g}", "§7",
                                f"GD+HYP* at η₀/8 is within O(η) of the prediction (α = {alpha:g})",
@@ -117,7 +119,7 @@ def _flow_endpoint(ctx):
                          rtol=1e-10, atol=1e-12, steady_tol=1e-12)
         out.append(claim_range(f"flow_endpoint_alpha{alpha:g}", "§7",
                                f"flow endpoint = prediction from x₀ ≠ 0 (α = {alpha:g})",
-                               relative_distance(res.x, ref) if res.converged else np.nan, hi=FLOW_RTOL,
+                               _rel(res.x, ref) if res.converged else np.nan, hi=FLOW_RTOL,
                                why="flow at tolerance 1e-10 vs a 1e-15 KKT point",
                                detail=f"flow status {res.status}: {res.message}"))
     return out
@@ -130,7 +132,7 @@ def _bias_nontrivial(ctx):
     prob, _ = _setup(ctx)
     mn = np.asarray(prob.min_norm_interpolant())
     alphas = (0.1, 1.0, 10.0, 100.0)
-    dist = [relative_distance(predict_limit(HAMGeometry(a), prob).x, mn) for a in alphas]
+    dist = [_rel(predict_limit(HAMGeometry(a), prob).x, mn) for a in alphas]
     ctx.data["bias"] = (alphas, dist)
     return [claim_true("bias_grows", "§7",
                        "‖x_α − x_L2‖/‖x_L2‖ increases with α and exceeds 0.1 at α = 100",

@@ -22,7 +22,9 @@ from ._core import (
     min_l1_linprog,
     needs,
     regression_problem,
-    relative_distance,
+)
+from ._core import (
+    relative_distance as _rel,
 )
 
 NAME = "l2_l1_interpolation"
@@ -76,9 +78,9 @@ def _interpolants(ctx):
     mn = np.asarray(prob.min_norm_interpolant())
     l1 = min_l1_linprog(prob)
     small = (1e-4, 1e-3, 1e-2)
-    d2 = [relative_distance(predict_limit(HAMGeometry(a), prob).x, mn) for a in small]
+    d2 = [_rel(predict_limit(HAMGeometry(a), prob).x, mn) for a in small]
     large = (1e2, 1e4, 1e6, 1e8)
-    d1 = [relative_distance(predict_limit(HAMGeometry(a), prob).x, l1) for a in large]
+    d1 = [_rel(predict_limit(HAMGeometry(a), prob).x, l1) for a in large]
     ctx.data["interp"] = (small, d2, large, d1)
     slope = float(np.polyfit(np.log(small), np.log(d2), 1)[0])
     return [
@@ -98,7 +100,7 @@ def _l1_solvers(ctx):
     prob = _setup(ctx)
     ref = min_l1_linprog(prob)
     got = min_l1_interpolant(prob)
-    return [claim_range("min_l1_two_solvers", "§8", "min-L1: cvxpy = HiGHS LP", relative_distance(got.x, ref),
+    return [claim_range("min_l1_two_solvers", "§8", "min-L1: cvxpy = HiGHS LP", _rel(got.x, ref),
                         hi=L1_SOLVERS_RTOL, why="both solvers at 1e-10, unique minimiser",
                         detail=f"{got.solver}: {got.status}")]
 
@@ -114,8 +116,8 @@ def _anchoring(ctx):
     for a in alphas:
         x = np.asarray(predict_limit(HAMGeometry(a), prob, x0).x)
         frac.append(float(np.sum(np.abs(x) - np.sign(x0) * x) / np.sum(np.abs(x))))
-        dist.append(relative_distance(x, l1))
-        dist0.append(relative_distance(predict_limit(HAMGeometry(a), prob).x, l1))
+        dist.append(_rel(x, l1))
+        dist0.append(_rel(predict_limit(HAMGeometry(a), prob).x, l1))
     ctx.data["anchor"] = (alphas, frac, dist, dist0)
     return [
         claim_range("anchored_cost_vanishes", "§8",

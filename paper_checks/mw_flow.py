@@ -21,7 +21,9 @@ from ._core import (
     make_main,
     needs,
     regression_problem,
-    relative_distance,
+)
+from ._core import (
+    relative_distance as _rel,
 )
 
 NAME = "mw_flow"
@@ -64,7 +66,7 @@ def _limit(ctx):
         steps = int(min(np.ceil(30.0 / (2 * eta * lam * GAMMA)), 300_000))
         res = run_iterates(MW(eta, 0.0, GAMMA), prob, x0, steps=steps, record_every=steps,
                            record_x=False)
-        errs.append(relative_distance(res.x, ref))
+        errs.append(_rel(res.x, ref))
     ctx.data["mw_order"] = (np.array(etas), np.array(errs))
     out = [
         claim_range("gamma_half_limit", "§5", "(m, w)-GD ends at the γ = |m₀² − w₀²|/2 prediction",
@@ -72,7 +74,7 @@ def _limit(ctx):
                     detail=f"γ = {g_half:g}, η = {etas[-1]:g}"),
         claim_range("gamma_full_control", "§5",
                     "negative control: it misses the γ = |m₀² − w₀²| (PILoT constant) prediction",
-                    relative_distance(res.x, ctrl), lo=CONTROL_MIN, why="THEORY.md §5: missed by 0.12"),
+                    _rel(res.x, ctrl), lo=CONTROL_MIN, why="THEORY.md §5: missed by 0.12"),
     ]
     if len(etas) >= 3:
         out.append(claim_range("mw_order", "§5", "the (m, w)-GD error to the prediction is O(η)",

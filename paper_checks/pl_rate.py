@@ -75,9 +75,10 @@ def _bound(ctx):
         f = flows[label]
         ratio = f["gap"] / (f["gap"][0] * np.exp(-lam * f["ts"]))
         keep = f["gap"] > 1e-13 * f["gap"][0]  # above round-off of the gap
+        worst = float(np.max(ratio[1:][keep[1:]])) if f["ok"] else float("nan")
         out.append(claim_range(f"pl_bound_{label}", "§10",
                                f"the {label} flow's gap stays below (f₀ − f*)e^{{−λt}}",
-                               float(np.max(ratio[1:][keep[1:]])), hi=1.0 + BOUND_SLACK,
+                               worst, hi=1.0 + BOUND_SLACK,
                                why="exact bound; flow error at rtol 1e-10",
                                detail=f"λ = {lam:.4g}; {f['message']}"))
     return out
@@ -99,7 +100,8 @@ def _refined_bound(ctx):
         out.append(claim_range(f"pl_refined_{label}", "§10",
                                f"the {label} flow's gap stays below "
                                "(f₀ − f*)e^{−λ∫(1 + α min|θ|)}",
-                               float(np.max(ratio[1:][keep[1:]])), hi=1.0 + BOUND_SLACK,
+                               float(np.max(ratio[1:][keep[1:]])) if f["ok"] else float("nan"),
+                               hi=1.0 + BOUND_SLACK,
                                why="exact bound; flow error at rtol 1e-10, lower Riemann sum",
                                detail=f"λ = {lam:.4g}; 801 save points"))
     return out

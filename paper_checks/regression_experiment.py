@@ -32,10 +32,10 @@ Y_FLOOR = 1e-3
 
 
 def _methods(quick):
-    m = {"GD": Euclidean(), "GD+HYP* α = 1e4": HAMGeometry(1e4),
+    m = {"GD": Euclidean(), "HAM flow α = 1e4": HAMGeometry(1e4),
          "m⊙w γ = 1e-4": PointwiseProduct(1e-4)}
     if not quick:
-        m = {"GD": Euclidean(), "GD+HYP* α = 10": HAMGeometry(10.0), **{
+        m = {"GD": Euclidean(), "HAM flow α = 10": HAMGeometry(10.0), **{
             k: v for k, v in m.items() if k != "GD"}, "m⊙w γ = 1e-2": PointwiseProduct(1e-2)}
     return m
 
@@ -75,11 +75,12 @@ def _experiment(ctx):
     return ctx.data["exp"]
 
 
-@group("§11", "with x₀ = 0, GD+HYP* at α = 1e4 recovers x* (error > 10× below GD)")
+@group("§11", "with x₀ = 0, the HAM flow (GD+HYP* as η → 0) at α = 1e4 recovers x* "
+       "(error > 10× below GD)")
 def _recovery(ctx):
     _, _, final, endpoint, l1 = _experiment(ctx)
     gd = float(np.mean(final[("x₀ = 0", "GD")]))
-    ham = float(np.mean(final[("x₀ = 0", "GD+HYP* α = 1e4")]))
+    ham = float(np.mean(final[("x₀ = 0", "HAM flow α = 1e4")]))
     return [
         claim_range("recovery_x0_zero", "§11", "mean ‖x_∞ − x*‖/‖x*‖: GD / HAM(α = 1e4) > 10",
                     gd / ham, lo=RECOVERY_FACTOR, why="THEORY.md §11 expected outcome",
@@ -93,8 +94,8 @@ def _recovery(ctx):
 @group("§11", "with x₀ ~ N(0, 1/n), α = 1e4 ends farther from x* than from x₀ = 0 (sign anchoring)")
 def _anchoring(ctx):
     _, _, final, _, _ = _experiment(ctx)
-    a = float(np.mean(final[("x₀ ~ N(0, 1/n)", "GD+HYP* α = 1e4")]))
-    b = float(np.mean(final[("x₀ = 0", "GD+HYP* α = 1e4")]))
+    a = float(np.mean(final[("x₀ ~ N(0, 1/n)", "HAM flow α = 1e4")]))
+    b = float(np.mean(final[("x₀ = 0", "HAM flow α = 1e4")]))
     return [claim_true("worse_with_x0", "§11", "error(x₀ ~ 1/√n) > error(x₀ = 0) at α = 1e4",
                        a > b, measured=[round(a, 4), round(b, 4)], expected="first > second",
                        tolerance="strict", why="α|x₀| ≫ 1 anchors signs (THEORY.md §8)")]
@@ -113,7 +114,7 @@ def _figures(ctx):
                 e = np.asarray(e)[:, 1:]
                 curves[m] = (e.mean(axis=0), e.min(axis=0), e.max(axis=0))
         visible = l1 >= Y_FLOOR
-        plots.plot_curves(ax, t, curves, xlabel="time t (flow; GD+HYP* = its η → 0 limit)",
+        plots.plot_curves(ax, t, curves, xlabel="time t (flows; HAM flow = GD+HYP* as η → 0)",
                           ylabel="‖x_t − x*‖ / ‖x*‖ (band: seed range)", logx=True,
                           hlines={f"min-L1 ({l1:.1e})": l1} if visible else None,
                           title=f"{D}×{N}, {K}-sparse, {iname}" + (
