@@ -230,8 +230,13 @@ def sparse_regression(
     >>> p.A.shape, int((xs != 0).sum())
     ((4, 10), 2)
     """
-    if not (isinstance(d, (int, np.integer)) and isinstance(n, (int, np.integer)) and d > 0):
+    def _is_count(v) -> bool:  # an integer, not a bool (True would silently mean 1)
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+    if not (_is_count(d) and _is_count(n) and d > 0):
         raise ValueError(f"d and n must be positive integers, got d={d!r}, n={n!r}")
+    if not _is_count(k):
+        raise ValueError(f"sparsity k must be an integer, got k={k!r}")
     if d >= n:
         raise ValueError(
             f"an underdetermined problem needs d < n (fewer samples than dimensions), "

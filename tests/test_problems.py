@@ -166,6 +166,8 @@ def test_rademacher_design_and_noise(key):
         ((5, 30, 2), {"noise": np.nan}, r"noise must be a finite"),
         ((5.0, 30, 2), {}, r"d and n must be positive integers"),
         ((0, 30, 2), {}, r"d and n must be positive integers"),
+        ((True, 30, 2), {}, r"d and n must be positive integers"),
+        ((5, 30, 2.5), {}, r"sparsity k must be an integer, got k=2.5"),
     ],
 )
 def test_sparse_regression_bad_input(key, args, kwargs, match):
