@@ -302,6 +302,23 @@ def execute(check: str, title: str, paper: str, groups, *, quick: bool, out, see
                        time.perf_counter() - t0, quick, seed, dict(ctx.config))
 
 
+def make_check(name: str, title: str, paper: str, groups, seed: int, doc: str | None, *,
+               figures: Callable | None = None) -> tuple[Callable, Callable]:
+    """The ``(run, main)`` pair of a check module.
+
+    ``run(*, quick=False, out=None, seed=seed)`` evaluates the claim groups (and the figure
+    function when ``out`` is set) into a :class:`CheckResult`; ``main(argv)`` is its
+    command line (``--quick``, ``--out``, ``--seed``).
+    """
+
+    def run(*, quick: bool = False, out=None, seed: int = seed) -> CheckResult:
+        return execute(name, title, paper, groups, quick=quick, out=out, seed=seed,
+                       figures=figures)
+
+    run.__doc__ = f"Run the claims of the {name} check; see the module docstring."
+    return run, make_main(run, doc, seed)
+
+
 def make_main(run: Callable, doc: str | None, default_seed: int) -> Callable:
     """Build the ``main(argv)`` of a check module: parse flags, run, print, exit code."""
 

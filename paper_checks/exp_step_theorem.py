@@ -20,7 +20,7 @@ from scipy.integrate import solve_ivp
 from hambias import sparse_regression
 from hambias.iterates import exp_step, gd_hyp_step
 
-from ._core import claim_range, claim_true, execute, group, loglog_slope, make_main
+from ._core import claim_range, claim_true, group, loglog_slope, make_check
 
 NAME = "exp_step_theorem"
 TITLE = "Theorem 3.1: the exponential step is first-order m⊙w"
@@ -161,13 +161,7 @@ def _figures(ctx):
 GROUPS = (_vs_mw_gd, _vs_flow, _balance, _signs_and_zeros)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the claims of THEORY.md §6; see the module docstring."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed,
-                   figures=_figures)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__, figures=_figures)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

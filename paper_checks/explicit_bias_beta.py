@@ -17,11 +17,10 @@ from hambias import HAMGeometry
 from ._core import (
     claim_range,
     claim_true,
-    execute,
     group,
     ham_iterates,
     ham_step_size,
-    make_main,
+    make_check,
     needs,
     regression_problem,
 )
@@ -149,12 +148,7 @@ def _limits(ctx):
 GROUPS = (_prediction, _flow_independent_of_x0, _iterates, _limits)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the β > 0 claims of THEORY.md §11 (no figures)."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -19,11 +19,10 @@ from hambias.iterates import gd_hyp_step
 
 from ._core import (
     claim_range,
-    execute,
     group,
     ham_iterates,
     loglog_slope,
-    make_main,
+    make_check,
     needs,
 )
 
@@ -149,13 +148,7 @@ def _figures(ctx):
 GROUPS = (_vector_field, _first_order, _orders)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the claims of THEORY.md §3; see the module docstring."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed,
-                   figures=_figures)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__, figures=_figures)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

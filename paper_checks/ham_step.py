@@ -15,7 +15,7 @@ import numpy as np
 from hambias import sparse_regression
 from hambias.iterates import gd_hyp_step
 
-from ._core import claim_range, claim_true, execute, group, make_main, needs
+from ._core import claim_range, claim_true, group, make_check, needs
 
 NAME = "ham_step"
 TITLE = "The HAM step (Algorithm 1) and its optax forms"
@@ -117,12 +117,7 @@ def _wrapper(ctx):
 GROUPS = (_kernel, _optax, _adam_base, _wrapper)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the claims of THEORY.md §2 (no figures: see sign_stability for sign flips)."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -19,12 +19,11 @@ from hambias import HAMGeometry, sparse_regression
 from ._core import (
     claim_range,
     claim_true,
-    execute,
     group,
     ham_iterates,
     ham_step_size,
     loglog_slope,
-    make_main,
+    make_check,
     needs,
 )
 from ._core import (
@@ -159,13 +158,7 @@ def _figures(ctx):
 GROUPS = (_solvers_agree, _iterates_reach, _flow_endpoint, _bias_nontrivial)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the claims of THEORY.md §7; see the module docstring."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed,
-                   figures=_figures)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__, figures=_figures)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

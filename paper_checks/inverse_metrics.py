@@ -16,7 +16,7 @@ from scipy.integrate import quad
 
 from hambias import Euclidean, HAMGeometry, LossProblem, PointwiseProduct
 
-from ._core import claim_range, claim_true, execute, group, make_main, needs
+from ._core import claim_range, claim_true, group, make_check, needs
 
 NAME = "inverse_metrics"
 TITLE = "Inverse metrics of GD, m⊙w, HAM and the 1-D race"
@@ -137,13 +137,7 @@ def _figures(ctx):
 GROUPS = (_table, _race_claims)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the claims of THEORY.md §1 and the 1-D race of §10; see the module docstring."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed,
-                   figures=_figures)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__, figures=_figures)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

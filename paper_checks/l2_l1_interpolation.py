@@ -16,9 +16,8 @@ from hambias import HAMGeometry
 from ._core import (
     claim_range,
     claim_true,
-    execute,
     group,
-    make_main,
+    make_check,
     min_l1_linprog,
     needs,
     regression_problem,
@@ -160,13 +159,7 @@ def _figures(ctx):
 GROUPS = (_limits, _interpolants, _l1_solvers, _anchoring)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the claims of THEORY.md §8; see the module docstring."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed,
-                   figures=_figures)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__, figures=_figures)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

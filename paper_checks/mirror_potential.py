@@ -17,7 +17,7 @@ import numpy as np
 
 from hambias import HAMGeometry
 
-from ._core import claim_range, claim_true, execute, group, make_main, needs
+from ._core import claim_range, claim_true, group, make_check, needs
 
 NAME = "mirror_potential"
 TITLE = "The Bregman potential R_α and its mirror map"
@@ -145,12 +145,7 @@ def _mirror_flow(ctx):
 GROUPS = (_finite_differences, _round_trip, _shape, _sympy, _mirror_flow)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the claims of THEORY.md §4 (figures: see l2_l1_interpolation)."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

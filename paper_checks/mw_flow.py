@@ -15,10 +15,9 @@ from hambias import PointwiseProduct, gamma_from_init
 
 from ._core import (
     claim_range,
-    execute,
     group,
     loglog_slope,
-    make_main,
+    make_check,
     needs,
     regression_problem,
 )
@@ -119,13 +118,7 @@ def _figures(ctx):
 GROUPS = (_limit, _weight_decay)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the claims of THEORY.md §5; see the module docstring."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed,
-                   figures=_figures)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__, figures=_figures)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

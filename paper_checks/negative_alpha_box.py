@@ -13,7 +13,7 @@ import numpy as np
 
 from hambias import HAMGeometry, sparse_regression
 
-from ._core import claim_range, claim_true, execute, group, make_main, needs
+from ._core import claim_range, claim_true, group, make_check, needs
 
 NAME = "negative_alpha_box"
 TITLE = "Negative α: the box barrier"
@@ -85,12 +85,7 @@ def _flow(ctx):
 GROUPS = (_barrier, _flow)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the negative-α claims of THEORY.md §11 (no figures)."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -13,7 +13,7 @@ import numpy as np
 
 from hambias import Euclidean, HAMGeometry, PointwiseProduct, sparse_regression
 
-from ._core import claim_range, claim_true, execute, group, make_main, needs
+from ._core import claim_range, claim_true, group, make_check, needs
 
 NAME = "pl_rate"
 TITLE = "PL rate: HAM never slower than GD; m⊙w can be"
@@ -159,13 +159,7 @@ def _figures(ctx):
 GROUPS = (_bound, _refined_bound, _speed)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the claims of THEORY.md §10; see the module docstring."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed,
-                   figures=_figures)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__, figures=_figures)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

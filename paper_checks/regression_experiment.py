@@ -14,7 +14,14 @@ import numpy as np
 
 from hambias import Euclidean, HAMGeometry, PointwiseProduct, sparse_regression
 
-from ._core import claim_range, claim_true, execute, group, make_main, min_l1_linprog, needs
+from ._core import (
+    claim_range,
+    claim_true,
+    group,
+    make_check,
+    min_l1_linprog,
+    needs,
+)
 
 NAME = "regression_experiment"
 TITLE = "Underdetermined regression experiment (App. D.1)"
@@ -126,13 +133,7 @@ def _figures(ctx):
 GROUPS = (_recovery, _anchoring)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the Appendix D.1 experiment of THEORY.md §11; see the module docstring."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed,
-                   figures=_figures)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__, figures=_figures)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

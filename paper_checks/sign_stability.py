@@ -22,11 +22,10 @@ from hambias.iterates import gd_hyp_step
 from ._core import (
     claim_range,
     claim_true,
-    execute,
     group,
     ham_iterates,
     loglog_slope,
-    make_main,
+    make_check,
     needs,
 )
 
@@ -187,13 +186,7 @@ def _flip_figure(ctx):
 GROUPS = (_sinh_identity, _one_step_order, _direction, _same_limit)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the claims of THEORY.md §9; see the module docstring."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed,
-                   figures=_figures)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__, figures=_figures)
 
 
 if __name__ == "__main__":  # pragma: no cover

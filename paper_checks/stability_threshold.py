@@ -12,7 +12,7 @@ import numpy as np
 
 from hambias import LossProblem
 
-from ._core import claim_true, execute, group, make_main, needs
+from ._core import claim_true, group, make_check, needs
 
 NAME = "stability_threshold"
 TITLE = "Discrete stability threshold η(1 + α|θ*|)λ_max < 2"
@@ -90,13 +90,7 @@ def _figures(ctx):
 GROUPS = (_plain, _clamped)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Run the stability claims of THEORY.md §11; see the module docstring."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed,
-                   figures=_figures)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__, figures=_figures)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -6,7 +6,7 @@ which conventions the other checks assume.  A note is never a pass.
 
 from __future__ import annotations
 
-from ._core import execute, group, make_main, note
+from ._core import group, make_check, note
 
 NAME = "uncertainties"
 TITLE = "Uncertainties of the reconstruction (notes)"
@@ -45,12 +45,7 @@ def _notes(ctx):
 GROUPS = (_notes,)
 
 
-def run(*, quick: bool = False, out=None, seed: int = SEED):
-    """Return THEORY.md §12 as notes (no figures)."""
-    return execute(NAME, TITLE, PAPER, GROUPS, quick=quick, out=out, seed=seed)
-
-
-main = make_main(run, __doc__, SEED)
+run, main = make_check(NAME, TITLE, PAPER, GROUPS, SEED, __doc__)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
