@@ -198,22 +198,11 @@ def _iterate_errors(p, x0, alpha, beta, x_pred, *, star=True):
     return errs
 
 
+@pytest.mark.parametrize("size", [(20, 100), pytest.param((60, 500), marks=pytest.mark.slow)])
 @pytest.mark.parametrize("alpha", [0.05, 1.0, 30.0])
 @pytest.mark.parametrize("x0kind", ["zero", "random"])
-def test_gd_hyp_star_lands_on_prediction_20x100(alpha, x0kind):
-    p = _cached(20, 100)
-    x0 = _x0(x0kind, p.n)
-    pr = predict_limit(HAMGeometry(alpha), p, x0)
-    e8, e16 = _iterate_errors(p, x0, alpha, 0.0, pr.x)
-    assert e8 <= ITER_AGREE
-    assert HALVING_RATIO[0] <= e8 / e16 <= HALVING_RATIO[1]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("alpha", [0.05, 1.0, 30.0])
-@pytest.mark.parametrize("x0kind", ["zero", "random"])
-def test_gd_hyp_star_lands_on_prediction_60x500(alpha, x0kind):
-    p = _cached(60, 500)
+def test_gd_hyp_star_lands_on_prediction(size, alpha, x0kind):
+    p = _cached(*size)
     x0 = _x0(x0kind, p.n)
     pr = predict_limit(HAMGeometry(alpha), p, x0)
     e8, e16 = _iterate_errors(p, x0, alpha, 0.0, pr.x)
