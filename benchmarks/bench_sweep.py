@@ -5,7 +5,8 @@ Prints trajectory-steps/s of the engine's batched, sharded step (the code path o
 float32, next to a naive numpy loop (one trajectory at a time) and a PyTorch loop,
 the fraction of the measured matmul peak (4·d·n flops per step), and the engine's
 time per step as a fraction of a roofline loop on the same shapes (the two matrix
-products and the elementwise step in the engine's formulation only).  Not a test.
+products and the elementwise step in the engine's formulation and cache blocking only).
+Not a test.
 
     python benchmarks/bench_sweep.py [--devices N] [--quick | --only-1024] [--d 20 --n 100]
 
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
 
     jax.config.update("jax_enable_x64", True)
     from hambias.iterates import signed
-    from hambias.sweep import _run_batch
+    from hambias.sweep import _block_rows, _run_batch
 
     d, n = args.d, args.n
     batches = [1024] if args.only_1024 else [1, 1024] if args.quick else [1, 64, 1024, 16384]
@@ -117,14 +118,14 @@ def main(argv=None) -> int:
     print("# numpy loop: " + ", ".join(f"{k} {v:.3g}" for k, v in np_rate.items()) +
           f" trajectory-steps/s; PyTorch loop: {torch_note}")
 
-    # ---- roofline: the two products + the elementwise step, nothing else, same sharding.
-    # It does the engine's mathematical work in the engine's formulation (per-point scalars
+    # ---- roofline: the two products + the elementwise step, nothing else, in the engine's
+    # layout (same sharding, same cache blocks of rows on each device, per-point scalars
     # folded, sign(θ½)·g by selects) without the loss, the convergence/divergence monitor
     # and the freezing of diverged rows: "% roofline" is what those cost.
     def roofline(A, y, X, shared):
-        batch = NamedSharding(mesh, P("batch"))
+        rows = P("batch")
 
-        def run(A, y, X, cg, cs, c0, steps):
+        def scan(A, y, X, cg, cs, c0, steps):
             def body(X, _):
                 if shared:
                     R = X @ A.T - y
@@ -137,14 +138,31 @@ def main(argv=None) -> int:
 
             return jax.lax.scan(body, X, None, length=steps)[0]
 
-        run = jax.jit(run, static_argnums=6)
         m = -(-X.shape[0] // len(devices)) * len(devices)  # padded like the engine pads
-        rows = np.arange(m) % X.shape[0]
-        X = X[rows]
+        per_device = m // len(devices)
+        block = _block_rows(per_device, shared, d, n, X.dtype.itemsize, devices[0].platform)
+
+        def local(A, y, X, cg, cs, c0, steps):
+            split = lambda v: v.reshape((-1, block) + v.shape[1:])
+            if shared:
+                out = jax.lax.map(lambda b: scan(A, y, *b, steps), tuple(map(split, (X, cg, cs, c0))))
+            else:
+                out = jax.lax.map(lambda b: scan(*b, steps), tuple(map(split, (A, y, X, cg, cs, c0))))
+            return out.reshape(X.shape)
+
+        def run(A, y, X, cg, cs, c0, steps):
+            specs = ((P(), P()) if shared else (rows, rows)) + (rows,) * 4
+            return jax.shard_map(lambda *a: local(*a, steps), mesh=mesh, in_specs=specs,
+                                 out_specs=rows)(A, y, X, cg, cs, c0)
+
+        run = jax.jit(run, static_argnums=6)
+        idx = np.arange(m) % X.shape[0]
+        X = X[idx]
         eta, alpha = np.full((m, 1), 0.01, X.dtype), 1.0  # per-point scalars, as in the engine
         cg, cs, c0 = eta / d, -eta * alpha / d, np.zeros_like(eta)
         if not shared:
-            A, y = A[rows], y[rows]
+            A, y = A[idx], y[idx]
+        batch = NamedSharding(mesh, rows)
         Xs = jax.device_put(X, batch)
         As = jax.device_put(A, NamedSharding(mesh, P()) if shared else batch)
         ys = jax.device_put(y, NamedSharding(mesh, P()) if shared else batch)

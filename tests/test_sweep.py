@@ -382,11 +382,14 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path):
 _SHARD_SCRIPT = """
 import sys, jax
 jax.config.update("jax_enable_x64", True)
-from hambias.sweep import load_config, run_sweep
+import hambias.sweep as sweep
 assert len(jax.devices()) == 2, jax.devices()
-cfg = load_config(sys.argv[1])
-run_sweep(cfg, sys.argv[2], devices=jax.devices()[:1], quiet=True)
-run_sweep(cfg, sys.argv[3], quiet=True)
+cfg = sweep.load_config(sys.argv[1])
+sweep.run_sweep(cfg, sys.argv[2], devices=jax.devices()[:1], quiet=True)
+sweep.run_sweep(cfg, sys.argv[3], quiet=True)
+sweep.CPU_BLOCK_BYTES = 1  # blocks of MIN_BLOCK_ROWS rows: 2 blocks on 1 device, 1 on each of 2
+sweep.run_sweep(cfg, sys.argv[4], devices=jax.devices()[:1], quiet=True)
+sweep.run_sweep(cfg, sys.argv[5], quiet=True)
 """
 
 _SHARD_CONFIG = """
@@ -407,11 +410,43 @@ loss_every = 50
 def test_sharded_over_two_cpu_devices_equals_one_device(tmp_path):
     cfg_path = _write(tmp_path, _SHARD_CONFIG)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    runs = ("one", "two", "one_blocked", "two_blocked")
     res = subprocess.run([sys.executable, "-c", _SHARD_SCRIPT, str(cfg_path),
-                          str(tmp_path / "one"), str(tmp_path / "two")],
+                          *(str(tmp_path / r) for r in runs)],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    a, b = _arrays(tmp_path / "one"), _arrays(tmp_path / "two")
+    a = _arrays(tmp_path / "one")
     assert np.isfinite(a["loss"]).all()
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    for r in runs[1:]:
+        b = _arrays(tmp_path / r)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{r}: {k}")
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_cache_blocked_runs_equal_unblocked_runs_bit_for_bit(tmp_path, monkeypatch, shared):
+    # The CPU engine runs each device's rows in blocks that fit in cache (CPU_BLOCK_BYTES);
+    # blocks of MIN_BLOCK_ROWS or more rows must give the unblocked bits.  One chunk of 32
+    # points: one problem and two methods (two shared-A batches of 16 rows) or two problems
+    # (one per-point-A batch of 32 rows), run whole and in blocks of 8 and 16 rows.
+    from hambias import sweep
+
+    cfg = _cfg(seed=[3] if shared else [0, 1], alpha=[0.0, 0.5, 2.0, 8.0], eta=[0.02, 0.05],
+               init_scale=[0.0, 0.3], method=["hyp_star", "hyp"] if shared else ["hyp_star"],
+               chunk_size=32)
+    whole = 16 if shared else 32
+    blocks = []
+    real = sweep._block_rows
+    monkeypatch.setattr(sweep, "_block_rows", lambda *a: blocks.append(real(*a)) or blocks[-1])
+    d, n, _ = cfg.grid["dnk"][0]
+    row = (3 * n + 2 * d + (0 if shared else d * n)) * 8
+    out = {}
+    for rows in (None, sweep.MIN_BLOCK_ROWS, 2 * sweep.MIN_BLOCK_ROWS):
+        monkeypatch.setattr(sweep, "CPU_BLOCK_BYTES", 2**40 if rows is None else rows * row)
+        blocks.clear()
+        run_sweep(cfg, tmp_path / str(rows), quiet=True)
+        assert blocks and set(blocks) == {whole if rows is None else rows}, blocks
+        out[rows] = _arrays(tmp_path / str(rows))
+    for rows in out:
+        for k in out[None]:
+            np.testing.assert_array_equal(out[rows][k], out[None][k], err_msg=f"{rows}: {k}")
