@@ -4,7 +4,8 @@ A sweep is a TOML config naming grid axes (α, η, initial scale, β, (d, n, k),
 seed, method), the number of steps and what to record.  :func:`run_sweep`
 enumerates the grid as a flat list of *points*, cuts it into chunks sized to a
 memory budget, runs every chunk as one batched ``lax.scan`` whose batch is
-sharded over all visible devices, and writes the chunk into a zarr store (one
+sharded over all visible devices (on CPUs each device runs its rows in blocks
+that stay in cache), and writes the chunk into a zarr store (one
 zarr chunk per sweep chunk) followed by an atomic "done" marker.  A killed
 sweep started again with the same command skips the done chunks and ends with
 the same bits as an uninterrupted run; a different config on the same path is
@@ -391,10 +392,11 @@ def _apply_step(method, X, S, cg, cs, c0):
 #: L2 per core), 20×100 float64 blocks of 128 rows (shared A) and 16 rows (per-point A)
 #: ran 1.2× and 1.6× faster than one 512-row block per device, which spills to L3.
 CPU_BLOCK_BYTES = 384 * 2**10
-#: Fewest rows of a block.  A block of 1 row takes XLA's matrix-vector path and one of 2
-#: rows reduces the loss in another order, each a few ulps away from the same rows run in
-#: a wider batch; blocks of 8 or more rows reproduce the unblocked run bit for bit
-#: (checked for 3-20 × 9-100 problems, shared and per-point, in tests/test_sweep.py).
+#: Fewest rows a device runs at once (a block, or a device's whole batch, padded).  A
+#: batch of 1 row takes XLA's matrix-vector path and one of 2 rows reduces the loss in
+#: another order, each a few ulps away from the same rows run in a wider batch; 8 or more
+#: rows reproduce the wide run bit for bit (checked for 3-20 × 9-100 problems, shared and
+#: per-point A, in tests/test_sweep.py), whatever the block size and device count.
 MIN_BLOCK_ROWS = 8
 
 
@@ -487,9 +489,10 @@ def _runner(method: str, steps: int, loss_every: int, conv_tol: float, shared: b
 
 def _per_device(m: int, ndev: int) -> int:
     """Rows per device for m points: the next power of two ≥ m (few distinct shapes, few
-    compilations) split over the devices."""
+    compilations) split over the devices, and at least :data:`MIN_BLOCK_ROWS`, so that a
+    point's bits do not depend on how many devices share its batch."""
     b = 1 << max(0, (m - 1).bit_length())
-    return -(-max(b, ndev) // ndev)
+    return max(MIN_BLOCK_ROWS, -(-b // ndev))
 
 
 def _run_batch(method, A, y, X0, alpha, eta, beta, *, steps, loss_every, conv_tol, mesh):
@@ -671,6 +674,7 @@ class SweepSummary:
         n_diverged: diverged points among those computed now.
         seconds: wall time of this call.
         complete: all chunks are done.
+        devices: the devices this process sharded over, e.g. ``"2 × cpu"``.
     """
 
     path: str
@@ -681,6 +685,7 @@ class SweepSummary:
     n_diverged: int
     seconds: float
     complete: bool
+    devices: str = ""
 
 
 class _Progress:
@@ -846,7 +851,8 @@ def run_sweep(config: SweepConfig | str | os.PathLike, out: str | os.PathLike, *
         multihost_utils.sync_global_devices("hambias-sweep-done")
     complete = all(_marker(out, c).exists() for c in range(n_chunks))
     return SweepSummary(str(out), cfg.n_points, n_chunks, len(todo), len(done), n_div,
-                        time.monotonic() - t_start, complete)
+                        time.monotonic() - t_start, complete,
+                        f"{len(devices)} × {devices[0].platform}")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -1007,6 +1013,35 @@ def stability_boundary(alpha, *, lam_max, theta_max):
 # ----------------------------------------------------------------------------- command line
 
 
+def _available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _request_cpu_devices(n: int, explicit: bool) -> None:
+    """Ask JAX for ``n`` CPU devices (``jax_num_cpu_devices``) to shard a sweep over.
+
+    One device per core uses the cores better than one device with more threads: 2.4-2.6×
+    on 2 cores against 1.4× (``shared/MEASUREMENTS.md``).  A number already chosen (the
+    config option or ``--xla_force_host_platform_device_count`` in XLA_FLAGS) is kept.  JAX
+    takes the option only before its first computation; after that a default request is
+    dropped and an explicit one is an error.
+    """
+    chosen = (jax.config.jax_num_cpu_devices != -1
+              or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""))
+    if chosen and not explicit:
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError as e:  # the backends are up: their devices stay
+        if explicit:
+            raise ValueError(f"--cpu-devices {n}: JAX is already initialised in this "
+                             f"process ({e})") from None
+
+
 def sweep_main(argv: list[str] | None = None) -> int:
     """``hambias sweep CONFIG --out PATH [--quiet]``: run or resume a sweep; 0 on success.
 
@@ -1018,8 +1053,15 @@ def sweep_main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="TOML sweep config")
     parser.add_argument("--out", required=True, help="store directory (resumed if it exists)")
     parser.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    parser.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                        help="XLA CPU devices to shard over when no accelerator is used "
+                        "(default: one per available core, unless XLA_FLAGS sets "
+                        "--xla_force_host_platform_device_count)")
     args = parser.parse_args(argv)
+    if args.cpu_devices is not None and args.cpu_devices < 1:
+        parser.error(f"--cpu-devices must be a positive integer, got {args.cpu_devices}")
     try:
+        _request_cpu_devices(args.cpu_devices or _available_cores(), args.cpu_devices is not None)
         cfg = load_config(args.config)
         if cfg.dtype == "float64":
             jax.config.update("jax_enable_x64", True)
@@ -1029,7 +1071,8 @@ def sweep_main(argv: list[str] | None = None) -> int:
         return 2
     if not args.quiet:
         print(f"[sweep] {s.path}: {s.n_points} points in {s.n_chunks} chunks; ran {s.chunks_run}, "
-              f"skipped {s.chunks_skipped} done; {s.n_diverged} diverged; {s.seconds:.1f} s",
+              f"skipped {s.chunks_skipped} done; {s.n_diverged} diverged; {s.seconds:.1f} s on "
+              f"{s.devices} device(s)",
               file=sys.stderr)
     return 0 if s.complete else 1
 

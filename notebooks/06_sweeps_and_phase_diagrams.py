@@ -166,9 +166,9 @@ for path in sweep_phase_diagrams(workdir / "stability", workdir / "figures"):
 # size chunks to the GPU's memory; float32 is available via `dtype = "float32"`). If the job is
 # killed, the same command resumes it; a different config on the same `--out` path is refused.
 # Copy the store back and open it here with `open_sweep("sweeps/alpha_scale")`. On a CPU-only
-# machine, use all cores by exposing them as devices *before* JAX is imported:
-# `XLA_FLAGS=--xla_force_host_platform_device_count=2` (2.4–2.6x faster on two cores than one
-# device with two threads, MEASUREMENTS.md).
+# machine the command exposes every core as a JAX device (`--cpu-devices N` to choose): 2.4–2.6x
+# faster on two cores than one device with two threads (MEASUREMENTS.md), and the same bits. In
+# this notebook JAX is already running, so `run_sweep` uses the devices it has.
 #
 # ## Exercises
 #

@@ -106,6 +106,31 @@ def test_bad_config_through_the_command_line(tmp_path, capsys):
         load_config(bad)
 
 
+def test_command_line_shards_over_one_cpu_device_per_core_or_as_asked(tmp_path):
+    # A fresh process: JAX takes the device count only before its first computation.
+    cfg = _write(tmp_path, _SHARD_CONFIG)
+    env = {**os.environ, "XLA_FLAGS": ""}
+    runs = {"default": [], "three": ["--cpu-devices", "3"]}
+    for name, extra in runs.items():
+        res = subprocess.run([sys.executable, "-m", "hambias.sweep", str(cfg), "--out",
+                              str(tmp_path / name), *extra], cwd=ROOT, env=env,
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        assert f"on {3 if extra else cores} × cpu device(s)" in res.stderr, res.stderr
+    a, b = _arrays(tmp_path / "default"), _arrays(tmp_path / "three")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_cpu_devices_request_after_jax_started_is_an_error(tmp_path, capsys):
+    jax.devices()  # the backend is up in this process
+    cfg = _write(tmp_path, _SHARD_CONFIG)
+    assert sweep_main([str(cfg), "--out", str(tmp_path / "out"), "--cpu-devices", "3"]) == 2
+    assert "JAX is already initialised" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "examples" / "sweeps").glob("*.toml")),
                          ids=lambda p: p.name)
 def test_example_configs_are_valid(path):
@@ -426,15 +451,15 @@ def test_sharded_over_two_cpu_devices_equals_one_device(tmp_path):
 @pytest.mark.parametrize("shared", [True, False])
 def test_cache_blocked_runs_equal_unblocked_runs_bit_for_bit(tmp_path, monkeypatch, shared):
     # The CPU engine runs each device's rows in blocks that fit in cache (CPU_BLOCK_BYTES);
-    # blocks of MIN_BLOCK_ROWS or more rows must give the unblocked bits.  One chunk of 32
-    # points: one problem and two methods (two shared-A batches of 16 rows) or two problems
-    # (one per-point-A batch of 32 rows), run whole and in blocks of 8 and 16 rows.
+    # blocks of MIN_BLOCK_ROWS or more rows must give the unblocked bits.  One chunk of 64
+    # points: one problem and two methods (two shared-A batches of 32 rows) or two problems
+    # (one per-point-A batch of 64 rows), run on one device whole and in blocks of 8 and 16.
     from hambias import sweep
 
     cfg = _cfg(seed=[3] if shared else [0, 1], alpha=[0.0, 0.5, 2.0, 8.0], eta=[0.02, 0.05],
-               init_scale=[0.0, 0.3], method=["hyp_star", "hyp"] if shared else ["hyp_star"],
-               chunk_size=32)
-    whole = 16 if shared else 32
+               init_scale=[0.0, 0.3], beta=[0.0, 0.1],
+               method=["hyp_star", "hyp"] if shared else ["hyp_star"], chunk_size=64)
+    whole = 32 if shared else 64
     blocks = []
     real = sweep._block_rows
     monkeypatch.setattr(sweep, "_block_rows", lambda *a: blocks.append(real(*a)) or blocks[-1])
@@ -444,7 +469,7 @@ def test_cache_blocked_runs_equal_unblocked_runs_bit_for_bit(tmp_path, monkeypat
     for rows in (None, sweep.MIN_BLOCK_ROWS, 2 * sweep.MIN_BLOCK_ROWS):
         monkeypatch.setattr(sweep, "CPU_BLOCK_BYTES", 2**40 if rows is None else rows * row)
         blocks.clear()
-        run_sweep(cfg, tmp_path / str(rows), quiet=True)
+        run_sweep(cfg, tmp_path / str(rows), quiet=True, devices=jax.local_devices()[:1])
         assert blocks and set(blocks) == {whole if rows is None else rows}, blocks
         out[rows] = _arrays(tmp_path / str(rows))
     for rows in out:
