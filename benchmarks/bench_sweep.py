@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
     jax.config.update("jax_enable_x64", True)
     from hambias.iterates import signed
-    from hambias.sweep import _block_rows, _run_batch
+    from hambias.sweep import _block_rows, _layout, _run_batch
 
     d, n = args.d, args.n
     batches = [1024] if args.only_1024 else [1, 1024] if args.quick else [1, 64, 1024, 16384]
@@ -138,21 +138,24 @@ def main(argv=None) -> int:
 
             return jax.lax.scan(body, X, None, length=steps)[0]
 
-        m = -(-X.shape[0] // len(devices)) * len(devices)  # padded like the engine pads
-        per_device = m // len(devices)
-        block = _block_rows(per_device, shared, d, n, X.dtype.itemsize, devices[0].platform)
+        # the engine's layout: devices used, rows per device (padded), rows per block
+        cpu = devices[0].platform == "cpu"
+        block = _block_rows(shared, d, n, X.dtype.itemsize) if cpu else None
+        used, per_device, block = _layout(X.shape[0], len(devices), block)
+        sub = Mesh(np.asarray(devices[:used]), ("batch",))
+        m = used * per_device
 
         def local(A, y, X, cg, cs, c0, steps):
-            split = lambda v: v.reshape((-1, block) + v.shape[1:])
+            split = lambda *vs: tuple(v.reshape((-1, block) + v.shape[1:]) for v in vs)
             if shared:
-                out = jax.lax.map(lambda b: scan(A, y, *b, steps), tuple(map(split, (X, cg, cs, c0))))
+                out = jax.lax.map(lambda b: scan(A, y, *b, steps), split(X, cg, cs, c0))
             else:
-                out = jax.lax.map(lambda b: scan(*b, steps), tuple(map(split, (A, y, X, cg, cs, c0))))
+                out = jax.lax.map(lambda b: scan(*b, steps), split(A, y, X, cg, cs, c0))
             return out.reshape(X.shape)
 
         def run(A, y, X, cg, cs, c0, steps):
             specs = ((P(), P()) if shared else (rows, rows)) + (rows,) * 4
-            return jax.shard_map(lambda *a: local(*a, steps), mesh=mesh, in_specs=specs,
+            return jax.shard_map(lambda *a: local(*a, steps), mesh=sub, in_specs=specs,
                                  out_specs=rows)(A, y, X, cg, cs, c0)
 
         run = jax.jit(run, static_argnums=6)
@@ -162,10 +165,10 @@ def main(argv=None) -> int:
         cg, cs, c0 = eta / d, -eta * alpha / d, np.zeros_like(eta)
         if not shared:
             A, y = A[idx], y[idx]
-        batch = NamedSharding(mesh, rows)
+        batch, whole = NamedSharding(sub, rows), NamedSharding(sub, P())
         Xs = jax.device_put(X, batch)
-        As = jax.device_put(A, NamedSharding(mesh, P()) if shared else batch)
-        ys = jax.device_put(y, NamedSharding(mesh, P()) if shared else batch)
+        As = jax.device_put(A, whole if shared else batch)
+        ys = jax.device_put(y, whole if shared else batch)
         coefs = [jax.device_put(c, batch) for c in (cg, cs, c0)]
         return lambda steps: run(As, ys, Xs, *coefs, steps).block_until_ready()
 

@@ -26,7 +26,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "sweep",
         help="run a batched, resumable sweep from a TOML config (see examples/sweeps/)",
-        description="Run a sweep: hambias sweep CONFIG --out PATH [--quiet]. "
+        description="Run a sweep: hambias sweep CONFIG --out PATH [--quiet] [--cpu-devices N]. "
         "Killed sweeps resume with the same command.",
         add_help=False,
     )

@@ -4,8 +4,8 @@ A sweep is a TOML config naming grid axes (α, η, initial scale, β, (d, n, k),
 seed, method), the number of steps and what to record.  :func:`run_sweep`
 enumerates the grid as a flat list of *points*, cuts it into chunks sized to a
 memory budget, runs every chunk as one batched ``lax.scan`` whose batch is
-sharded over all visible devices (on CPUs each device runs its rows in blocks
-that stay in cache), and writes the chunk into a zarr store (one
+sharded over all visible devices (on CPUs in blocks of rows that stay in
+cache, the same blocks whatever the number of devices), and writes the chunk into a zarr store (one
 zarr chunk per sweep chunk) followed by an atomic "done" marker.  A killed
 sweep started again with the same command skips the done chunks and ends with
 the same bits as an uninterrupted run; a different config on the same path is
@@ -390,26 +390,16 @@ def _apply_step(method, X, S, cg, cs, c0):
 #: per-point problems, A) that the CPU engine aims to keep in a core's private L2 cache
 #: (256 KiB - 2 MiB on current x86 and Arm cores).  On the 2-core benchmark box (1 MiB of
 #: L2 per core), 20×100 float64 blocks of 128 rows (shared A) and 16 rows (per-point A)
-#: ran 1.2× and 1.6× faster than one 512-row block per device, which spills to L3.
+#: ran 1.2× and 1.6× faster than one 512-row batch per device, which spills to L3.
 CPU_BLOCK_BYTES = 384 * 2**10
-#: Fewest rows a device runs at once (a block, or a device's whole batch, padded).  A
-#: batch of 1 row takes XLA's matrix-vector path and one of 2 rows reduces the loss in
-#: another order, each a few ulps away from the same rows run in a wider batch; 8 or more
-#: rows reproduce the wide run bit for bit (checked for 3-20 × 9-100 problems, shared and
-#: per-point A, in tests/test_sweep.py), whatever the block size and device count.
-MIN_BLOCK_ROWS = 8
 
 
-def _block_rows(per_device: int, shared: bool, d: int, n: int, itemsize: int, platform: str) -> int:
-    """Rows per block of the time loop on one device: on CPUs a power of two, at least
-    :data:`MIN_BLOCK_ROWS`, whose working set fits :data:`CPU_BLOCK_BYTES`; the whole
-    per-device batch when that is smaller, and on accelerators (which want one wide
-    kernel per step)."""
-    if platform != "cpu":
-        return per_device
+def _block_rows(shared: bool, d: int, n: int, itemsize: int) -> int:
+    """Rows of a CPU block: the largest power of two whose working set fits
+    :data:`CPU_BLOCK_BYTES` (at least 1).  It depends on the problem's shape and dtype
+    only, never on the batch or the devices."""
     row = (3 * n + 2 * d + (0 if shared else d * n)) * itemsize
-    rows = 1 << max(0, (CPU_BLOCK_BYTES // row).bit_length() - 1)
-    return min(max(rows, MIN_BLOCK_ROWS), per_device)
+    return 1 << max(0, (CPU_BLOCK_BYTES // row).bit_length() - 1)
 
 
 @lru_cache(maxsize=32)
@@ -419,8 +409,7 @@ def _runner(method: str, steps: int, loss_every: int, conv_tol: float, shared: b
 
     Each device runs its rows ``block`` at a time (a ``lax.map`` over blocks inside
     ``shard_map``): every block does the whole time loop while its working set stays in
-    cache.  Rows are independent, so the result does not depend on ``block`` or on the
-    number of devices.
+    cache.
     """
 
     def residual_grad(X, A, y):
@@ -487,12 +476,25 @@ def _runner(method: str, steps: int, loss_every: int, conv_tol: float, shared: b
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=rows))
 
 
-def _per_device(m: int, ndev: int) -> int:
-    """Rows per device for m points: the next power of two ≥ m (few distinct shapes, few
-    compilations) split over the devices, and at least :data:`MIN_BLOCK_ROWS`, so that a
-    point's bits do not depend on how many devices share its batch."""
+def _layout(m: int, ndev: int, block: int | None) -> tuple[int, int, int]:
+    """(devices used, rows per device, rows per block) for a batch of m points.
+
+    Rows are padded to the next power of two ≥ m (few distinct shapes, few compilations).
+    Without blocks (accelerators) they are split over all ``ndev`` devices.  With CPU
+    blocks of ``block`` rows, a batch of at most one block runs whole on one device and a
+    larger one in whole blocks on as many devices as it fills: every point is computed by
+    the same program (a block of ``block`` rows, or the whole small batch) whatever the
+    number of devices, so its bits do not depend on it.  (XLA picks its matmul kernel by
+    size: the same rows in a 128- and a 256-row batch can differ in the last bit.)
+    """
     b = 1 << max(0, (m - 1).bit_length())
-    return max(MIN_BLOCK_ROWS, -(-b // ndev))
+    if block is None:
+        per_device = -(-max(b, ndev) // ndev)
+        return ndev, per_device, per_device
+    if b <= block:
+        return 1, b, b
+    used = min(ndev, b // block)
+    return used, -(-b // (used * block)) * block, block
 
 
 def _run_batch(method, A, y, X0, alpha, eta, beta, *, steps, loss_every, conv_tol, mesh):
@@ -502,12 +504,13 @@ def _run_batch(method, A, y, X0, alpha, eta, beta, *, steps, loss_every, conv_to
     (X, loss0, loss, conv_step, div_step, history) for the m points.
     """
     m = X0.shape[0]
-    ndev = mesh.devices.size
     shared = A.ndim == 2
-    per_device = _per_device(m, ndev)
-    block = _block_rows(per_device, shared, A.shape[-2], A.shape[-1],
-                        np.dtype(X0.dtype).itemsize, mesh.devices.flat[0].platform)
-    size = ndev * -(-per_device // block) * block  # padded batch: whole blocks on every device
+    cpu = mesh.devices.flat[0].platform == "cpu"
+    block = _block_rows(shared, *A.shape[-2:], np.dtype(X0.dtype).itemsize) if cpu else None
+    ndev, per_device, block = _layout(m, mesh.devices.size, block)
+    if ndev < mesh.devices.size:
+        mesh = Mesh(mesh.devices.flat[:ndev], ("batch",))
+    size = ndev * per_device
     pad = lambda v: np.concatenate([v, np.repeat(v[:1], size - m, axis=0)]) if size > m else v
     batch = NamedSharding(mesh, P("batch"))
     repl = NamedSharding(mesh, P())
@@ -1024,9 +1027,10 @@ def _available_cores() -> int:
 def _request_cpu_devices(n: int, explicit: bool) -> None:
     """Ask JAX for ``n`` CPU devices (``jax_num_cpu_devices``) to shard a sweep over.
 
-    One device per core uses the cores better than one device with more threads: 2.4-2.6×
-    on 2 cores against 1.4× (``shared/MEASUREMENTS.md``).  A number already chosen (the
-    config option or ``--xla_force_host_platform_device_count`` in XLA_FLAGS) is kept.  JAX
+    One device per core uses the cores better than one device with more threads (on the
+    2-core development box: 2.4-2.6× against 1.4× for a second thread).  A number already
+    chosen (``jax_num_cpu_devices`` or ``--xla_force_host_platform_device_count`` in
+    XLA_FLAGS) is kept unless ``explicit``.  JAX
     takes the option only before its first computation; after that a default request is
     dropped and an explicit one is an error.
     """
@@ -1043,10 +1047,13 @@ def _request_cpu_devices(n: int, explicit: bool) -> None:
 
 
 def sweep_main(argv: list[str] | None = None) -> int:
-    """``hambias sweep CONFIG --out PATH [--quiet]``: run or resume a sweep; 0 on success.
+    """``hambias sweep CONFIG --out PATH [--quiet] [--cpu-devices N]``: run or resume a sweep.
 
-    Enables float64 when the config asks for it (this is an entry point).  A bad
-    config or a config mismatch prints the message and returns 2.
+    This is an entry point: it asks JAX for one CPU device per available core (or N),
+    which takes effect only if JAX has not computed anything yet in this process, and
+    enables float64 when the config asks for it.  Returns 0 when the sweep is complete; a
+    bad config, a config mismatch or a late ``--cpu-devices`` prints the message and
+    returns 2.
     """
     parser = argparse.ArgumentParser(prog="hambias sweep",
                                      description="Run or resume a batched, sharded sweep.")

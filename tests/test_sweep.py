@@ -1,5 +1,6 @@
 """Tests of hambias.sweep: config validation, batched = per-point, predictions, resume, sharding."""
 
+import ast
 import json
 import os
 import signal
@@ -409,12 +410,14 @@ import sys, jax
 jax.config.update("jax_enable_x64", True)
 import hambias.sweep as sweep
 assert len(jax.devices()) == 2, jax.devices()
-cfg = sweep.load_config(sys.argv[1])
-sweep.run_sweep(cfg, sys.argv[2], devices=jax.devices()[:1], quiet=True)
-sweep.run_sweep(cfg, sys.argv[3], quiet=True)
-sweep.CPU_BLOCK_BYTES = 1  # blocks of MIN_BLOCK_ROWS rows: 2 blocks on 1 device, 1 on each of 2
-sweep.run_sweep(cfg, sys.argv[4], devices=jax.devices()[:1], quiet=True)
-sweep.run_sweep(cfg, sys.argv[5], quiet=True)
+cfg, layout, used = sweep.load_config(sys.argv[1]), sweep._layout, set()
+sweep._layout = lambda *a: used.add(layout(*a)) or layout(*a)
+for block, one, two in zip((None, 4, 1), sys.argv[2::2], sys.argv[3::2]):
+    if block:  # blocks of this many rows instead of the cache-sized ones
+        sweep._block_rows = lambda *a: block
+    sweep.run_sweep(cfg, one, devices=jax.devices()[:1], quiet=True)
+    sweep.run_sweep(cfg, two, quiet=True)
+print(sorted(used))
 """
 
 _SHARD_CONFIG = """
@@ -433,45 +436,51 @@ loss_every = 50
 
 
 def test_sharded_over_two_cpu_devices_equals_one_device(tmp_path):
+    # With the default (cache-sized) blocks these small batches run on one device; blocks
+    # of 4 and of 1 rows spread them over both (8 rows = 2 or 8 blocks per device), and a
+    # point's bits must not depend on it.
     cfg_path = _write(tmp_path, _SHARD_CONFIG)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    runs = ("one", "two", "one_blocked", "two_blocked")
+    runs = [f"{b}_{dev}" for b in ("default", "4", "1") for dev in ("one", "two")]
     res = subprocess.run([sys.executable, "-c", _SHARD_SCRIPT, str(cfg_path),
                           *(str(tmp_path / r) for r in runs)],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    a = _arrays(tmp_path / "one")
-    assert np.isfinite(a["loss"]).all()
-    for r in runs[1:]:
-        b = _arrays(tmp_path / r)
+    layouts = set(ast.literal_eval(res.stdout))  # (devices used, rows/device, rows/block)
+    assert {(1, 16, 16), (2, 8, 4), (2, 8, 1), (2, 2, 1)} <= layouts, layouts
+    for block in ("default", "4", "1"):
+        a, b = _arrays(tmp_path / f"{block}_one"), _arrays(tmp_path / f"{block}_two")
+        assert np.isfinite(a["loss"]).all()
         for k in a:
-            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{r}: {k}")
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"blocks {block}: {k}")
 
 
 @pytest.mark.parametrize("shared", [True, False])
-def test_cache_blocked_runs_equal_unblocked_runs_bit_for_bit(tmp_path, monkeypatch, shared):
-    # The CPU engine runs each device's rows in blocks that fit in cache (CPU_BLOCK_BYTES);
-    # blocks of MIN_BLOCK_ROWS or more rows must give the unblocked bits.  One chunk of 64
-    # points: one problem and two methods (two shared-A batches of 32 rows) or two problems
-    # (one per-point-A batch of 64 rows), run on one device whole and in blocks of 8 and 16.
+def test_cache_blocked_runs_equal_whole_batch_runs(tmp_path, monkeypatch, shared):
+    # The CPU engine runs a batch in blocks of rows that fit in cache.  A block is only a
+    # layout: blocks of 8 and 16 rows must give the whole-batch run up to the order in
+    # which differently sized matmuls sum (BATCH_VS_LOOP_ATOL), and the same integers.  One
+    # chunk of 64 points: one problem and two methods (two shared-A batches of 32 rows) or
+    # two problems (one per-point-A batch of 64 rows).
     from hambias import sweep
 
     cfg = _cfg(seed=[3] if shared else [0, 1], alpha=[0.0, 0.5, 2.0, 8.0], eta=[0.02, 0.05],
                init_scale=[0.0, 0.3], beta=[0.0, 0.1],
                method=["hyp_star", "hyp"] if shared else ["hyp_star"], chunk_size=64)
     whole = 32 if shared else 64
-    blocks = []
-    real = sweep._block_rows
-    monkeypatch.setattr(sweep, "_block_rows", lambda *a: blocks.append(real(*a)) or blocks[-1])
-    d, n, _ = cfg.grid["dnk"][0]
-    row = (3 * n + 2 * d + (0 if shared else d * n)) * 8
+    layout, used = sweep._layout, []
+    monkeypatch.setattr(sweep, "_layout", lambda *a: used.append(layout(*a)) or used[-1])
     out = {}
-    for rows in (None, sweep.MIN_BLOCK_ROWS, 2 * sweep.MIN_BLOCK_ROWS):
-        monkeypatch.setattr(sweep, "CPU_BLOCK_BYTES", 2**40 if rows is None else rows * row)
-        blocks.clear()
+    for rows in (None, 8, 16):
+        monkeypatch.setattr(sweep, "_block_rows", lambda *a, rows=rows: rows or 2**20)
+        used.clear()
         run_sweep(cfg, tmp_path / str(rows), quiet=True, devices=jax.local_devices()[:1])
-        assert blocks and set(blocks) == {whole if rows is None else rows}, blocks
+        assert set(used) == {(1, whole, rows or whole)}, used
         out[rows] = _arrays(tmp_path / str(rows))
-    for rows in out:
-        for k in out[None]:
-            np.testing.assert_array_equal(out[rows][k], out[None][k], err_msg=f"{rows}: {k}")
+    for rows in (8, 16):
+        for k, ref in out[None].items():
+            if ref.dtype.kind == "f":
+                np.testing.assert_allclose(out[rows][k], ref, rtol=0, atol=BATCH_VS_LOOP_ATOL,
+                                           err_msg=f"{rows}: {k}")
+            else:
+                np.testing.assert_array_equal(out[rows][k], ref, err_msg=f"{rows}: {k}")
