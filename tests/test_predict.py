@@ -22,6 +22,7 @@ from hambias.predict import (
     CvxpyPredictor,
     Prediction,
     PredictionError,
+    _lasso_gap,
     lasso,
     min_l1_interpolant,
     predict_limit,
@@ -360,7 +361,29 @@ def test_references_against_second_solvers():
     assert r.dual_residual <= NEWTON_KKT
     assert _rel(r.x, predict_limit(Euclidean(), p, beta=0.1).x) <= SAME_POINT
     lz = lasso(p, 0.05)
-    assert lz.dual_residual <= CVXPY_AGREE  # subgradient optimality, checked from x alone
+    assert lz.dual_residual <= CVXPY_AGREE  # relative duality gap, checked from x alone
+
+
+def test_lasso_certificate_is_the_duality_gap_and_gates_the_solver():
+    # 1-D: min (x − 2)²/2 + |x|/2 is soft thresholding, x* = 1.5.  At x = 1.6 the scaled
+    # residual θ = 0.4 is dual feasible, D = 2θ − θ²/2 = 0.72, P = 0.88: gap 0.16/0.88.
+    one, two = np.array([[1.0]]), np.array([2.0])
+    assert _lasso_gap(one, two, np.array([1.5]), 0.5) == 0.0
+    assert _lasso_gap(one, two, np.array([1.6]), 0.5) == pytest.approx(0.16 / 0.88, rel=1e-12)
+    p = _cached(20, 100)
+    A, y = np.asarray(p.A), np.asarray(p.y)
+    lam_max = np.max(np.abs(A.T @ y)) / p.d
+    for lam in (1e-3, 0.5 * lam_max, 1.5 * lam_max):  # the last has the solution x = 0
+        res = lasso(p, lam)
+        assert res.dual_residual <= CVXPY_AGREE, (lam, res.message)
+        if lam > lam_max:
+            assert np.max(np.abs(res.x)) <= CVXPY_AGREE
+    # A point 1e-4 away (relative) is not certified; neither is a loosely solved problem.
+    x = np.asarray(lasso(p, 0.05).x)
+    off = x + 1e-4 * np.linalg.norm(x) * np.random.default_rng(0).standard_normal(p.n) / 10
+    assert _lasso_gap(A, y, off, 0.05) > 100 * CVXPY_AGREE
+    with pytest.raises(PredictionError, match="relative duality gap"):
+        lasso(p, 0.05, tol=1e-3)
 
 
 def test_cvxpy_predictor_is_built_once_and_reused():
