@@ -390,7 +390,7 @@ def _apply_step(method, X, S, cg, cs, c0):
 #: per-point problems, A) that the CPU engine aims to keep in a core's private L2 cache
 #: (256 KiB - 2 MiB on current x86 and Arm cores).  On the 2-core benchmark box (1 MiB of
 #: L2 per core), 20×100 float64 blocks of 128 rows (shared A) and 16 rows (per-point A)
-#: ran 1.2× and 1.6× faster than one 512-row batch per device, which spills to L3.
+#: ran 1.2× and 1.7× faster than one 512-row batch per device, which spills to L3.
 CPU_BLOCK_BYTES = 384 * 2**10
 
 
