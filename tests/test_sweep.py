@@ -455,6 +455,48 @@ def test_sharded_over_two_cpu_devices_equals_one_device(tmp_path):
             np.testing.assert_array_equal(a[k], b[k], err_msg=f"blocks {block}: {k}")
 
 
+_MULTIHOST_WORKER = """
+import sys, jax
+pid, port, cfg, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=pid)
+from hambias.sweep import run_sweep
+s = run_sweep(cfg, out, quiet=True)
+print("process", jax.process_index(), "of", jax.process_count(), "ran", s.chunks_run,
+      "complete", s.complete)
+"""
+
+
+def test_two_jax_distributed_processes_equal_one_process(tmp_path):
+    # The README's multi-host recipe on one machine: two processes (one CPU device each)
+    # joined by jax.distributed share one store and take every other chunk.
+    import socket
+
+    cfg_path = _write(tmp_path, _SHARD_CONFIG.replace("chunk_size = 12", "chunk_size = 4"))
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "XLA_FLAGS": ""}
+    procs = [subprocess.Popen([sys.executable, "-c", _MULTIHOST_WORKER, str(pid), str(port),
+                               str(cfg_path), str(tmp_path / "two")], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for pid in (0, 1)]
+    try:
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:  # never leave a process waiting for its peer
+        for p in procs:
+            p.kill()
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    last = sorted(o.strip().splitlines()[-1] for o, _ in outs)  # gloo also prints to stdout
+    assert last == [f"process {i} of 2 ran 2 complete True" for i in (0, 1)], outs
+    run_sweep(load_config(cfg_path), tmp_path / "one", quiet=True)
+    a, b = _arrays(tmp_path / "one"), _arrays(tmp_path / "two")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_cache_blocked_runs_equal_whole_batch_runs(tmp_path, monkeypatch, shared):
     # The CPU engine runs a batch in blocks of rows that fit in cache.  A block is only a
