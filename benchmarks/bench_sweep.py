@@ -139,8 +139,7 @@ def main(argv=None) -> int:
             return jax.lax.scan(body, X, None, length=steps)[0]
 
         # the engine's layout: devices used, rows per device (padded), rows per block
-        cpu = devices[0].platform == "cpu"
-        block = _block_rows(shared, d, n, X.dtype.itemsize) if cpu else None
+        block = _block_rows(shared, d, n, X.dtype.itemsize, devices[0].platform)
         used, per_device, block = _layout(X.shape[0], len(devices), block)
         sub = Mesh(np.asarray(devices[:used]), ("batch",))
         m = used * per_device

@@ -394,10 +394,13 @@ def _apply_step(method, X, S, cg, cs, c0):
 CPU_BLOCK_BYTES = 384 * 2**10
 
 
-def _block_rows(shared: bool, d: int, n: int, itemsize: int) -> int:
+def _block_rows(shared: bool, d: int, n: int, itemsize: int, platform: str) -> int | None:
     """Rows of a CPU block: the largest power of two whose working set fits
     :data:`CPU_BLOCK_BYTES` (at least 1).  It depends on the problem's shape and dtype
-    only, never on the batch or the devices."""
+    only, never on the batch or the devices.  None (no blocks) on accelerators, which want
+    one wide kernel per step."""
+    if platform != "cpu":
+        return None
     row = (3 * n + 2 * d + (0 if shared else d * n)) * itemsize
     return 1 << max(0, (CPU_BLOCK_BYTES // row).bit_length() - 1)
 
@@ -505,8 +508,8 @@ def _run_batch(method, A, y, X0, alpha, eta, beta, *, steps, loss_every, conv_to
     """
     m = X0.shape[0]
     shared = A.ndim == 2
-    cpu = mesh.devices.flat[0].platform == "cpu"
-    block = _block_rows(shared, *A.shape[-2:], np.dtype(X0.dtype).itemsize) if cpu else None
+    block = _block_rows(shared, *A.shape[-2:], np.dtype(X0.dtype).itemsize,
+                        mesh.devices.flat[0].platform)
     ndev, per_device, block = _layout(m, mesh.devices.size, block)
     if ndev < mesh.devices.size:
         mesh = Mesh(mesh.devices.flat[:ndev], ("batch",))

@@ -412,8 +412,8 @@ import hambias.sweep as sweep
 assert len(jax.devices()) == 2, jax.devices()
 cfg, layout, used = sweep.load_config(sys.argv[1]), sweep._layout, set()
 sweep._layout = lambda *a: used.add(layout(*a)) or layout(*a)
-for block, one, two in zip((None, 4, 1), sys.argv[2::2], sys.argv[3::2]):
-    if block:  # blocks of this many rows instead of the cache-sized ones
+for block, one, two in zip(("cache", 4, 1, None), sys.argv[2::2], sys.argv[3::2]):
+    if block != "cache":  # blocks of 4 or 1 rows, or none (the accelerator layout)
         sweep._block_rows = lambda *a: block
     sweep.run_sweep(cfg, one, devices=jax.devices()[:1], quiet=True)
     sweep.run_sweep(cfg, two, quiet=True)
@@ -438,17 +438,19 @@ loss_every = 50
 def test_sharded_over_two_cpu_devices_equals_one_device(tmp_path):
     # With the default (cache-sized) blocks these small batches run on one device; blocks
     # of 4 and of 1 rows spread them over both (8 rows = 2 or 8 blocks per device), and a
-    # point's bits must not depend on it.
+    # point's bits must not depend on it.  Without blocks (the layout used on accelerators)
+    # the batch is split over both devices, as it would be over GPUs.
     cfg_path = _write(tmp_path, _SHARD_CONFIG)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    runs = [f"{b}_{dev}" for b in ("default", "4", "1") for dev in ("one", "two")]
+    blocks = ("default", "4", "1", "none")
+    runs = [f"{b}_{dev}" for b in blocks for dev in ("one", "two")]
     res = subprocess.run([sys.executable, "-c", _SHARD_SCRIPT, str(cfg_path),
                           *(str(tmp_path / r) for r in runs)],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     layouts = set(ast.literal_eval(res.stdout))  # (devices used, rows/device, rows/block)
-    assert {(1, 16, 16), (2, 8, 4), (2, 8, 1), (2, 2, 1)} <= layouts, layouts
-    for block in ("default", "4", "1"):
+    assert {(1, 16, 16), (2, 8, 4), (2, 8, 1), (2, 2, 1), (2, 8, 8), (2, 2, 2)} <= layouts
+    for block in blocks:
         a, b = _arrays(tmp_path / f"{block}_one"), _arrays(tmp_path / f"{block}_two")
         assert np.isfinite(a["loss"]).all()
         for k in a:
