@@ -51,6 +51,12 @@ _STATUS_TEXT = {
     "inside |x| < 1/|alpha|)",
 }
 
+# A solve that spends its step budget with ‖x‖ above this factor times max(‖x₀‖, 1) is
+# reported as a likely finite-time blow-up (x' = 4x³ from 1 stops at t = 0.125 with
+# ‖x‖ ~ 1e7) rather than only as "raise max_steps"; the 1 keeps x₀ = 0 from counting
+# any growth as a blow-up.
+_BLOWUP_GROWTH = 1e6
+
 # Step budget of the explicit stage of method="auto".  Tsit5 with the steady-state
 # event needs 190-2,800 steps to t = ∞ on a 20×100 regression for α from 0 to 1e4
 # at rtol 1e-10 (benchmarks/bench_flow.py), so 10,000 leaves a 3.5× margin; when it
@@ -201,6 +207,12 @@ class FlowResult(eqx.Module):
             else:
                 text = _STATUS_TEXT.get(code, f"unknown status {code}")
                 text += f" (stopped at t = {float(np.asarray(self.t_final)):.6g})"
+                if code == STATUS_MAX_STEPS and float(np.asarray(self.ts)[0]) == 0.0:
+                    xs = np.asarray(self.xs)
+                    n0, n1 = np.linalg.norm(xs[0]), np.linalg.norm(xs[-1])
+                    if np.isfinite(n1) and n1 > _BLOWUP_GROWTH * max(n0, 1.0):
+                        text += (f"; ‖x‖ grew from {n0:.3g} to {n1:.3g}: the flow probably "
+                                 "blows up near that time")
         else:
             codes, counts = np.unique(status, return_counts=True)
             text = "; ".join(
