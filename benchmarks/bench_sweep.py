@@ -24,8 +24,10 @@ import time
 
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--devices", type=int, default=os.cpu_count() or 1,
-                   help="XLA CPU devices to shard over (default: number of cores)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    p.add_argument("--devices", type=int, default=cores or 1,
+                   help="XLA CPU devices to shard over (default: one per available core, as "
+                   "hambias sweep does)")
     p.add_argument("--d", type=int, default=20)
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--quick", action="store_true", help="batches 1 and 1024 only, shorter timing")

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "sweep":
         from .sweep import sweep_main
 
-        return sweep_main(argv[1:])
+        return sweep_main(argv[1:], default_cpu_devices=True)
     if argv and argv[0] == "phase":
         from .plots import phase_main
 

@@ -5,7 +5,8 @@ seed, method), the number of steps and what to record.  :func:`run_sweep`
 enumerates the grid as a flat list of *points*, cuts it into chunks sized to a
 memory budget, runs every chunk as one batched ``lax.scan`` whose batch is
 sharded over all visible devices (on CPUs in blocks of rows that stay in
-cache, the same blocks whatever the number of devices), and writes the chunk into a zarr store (one
+cache, the same blocks whatever the number of devices; a batch of at most one
+block runs on one device), and writes the chunk into a zarr store (one
 zarr chunk per sweep chunk) followed by an atomic "done" marker.  A killed
 sweep started again with the same command skips the done chunks and ends with
 the same bits as an uninterrupted run; a different config on the same path is
@@ -386,23 +387,30 @@ def _apply_step(method, X, S, cg, cs, c0):
     return Xh * jnp.exp(cs * signed(Xh if method == "hyp_star" else X, S) + c0)
 
 
-#: Bytes of a block's working set (its rows of X, S = R A, the next X, R and, for
-#: per-point problems, A) that the CPU engine aims to keep in a core's private L2 cache
-#: (256 KiB - 2 MiB on current x86 and Arm cores).  On the 2-core benchmark box (1 MiB of
-#: L2 per core), 20×100 float64 blocks of 128 rows (shared A) and 16 rows (per-point A)
-#: ran 1.2× and 1.7× faster than one 512-row batch per device, which spills to L3.
+#: Bytes of a block's working set (per row: X, S = R A and the next X, 3n floats; R and
+#: the loss terms, 2d; for per-point problems the row's A, d·n) that the CPU engine aims to
+#: keep in a core's private L2 cache (256 KiB - 2 MiB on current x86 and Arm cores).  On the
+#: 2-core benchmark box (1 MiB of L2 per core), 20×100 float64 blocks of 128 rows (shared
+#: A) and 16 rows (per-point A) ran 1.2× and 1.7× faster than one 512-row batch per device,
+#: which spills to L3.
 CPU_BLOCK_BYTES = 384 * 2**10
+#: Fewest rows of a block with a shared A.  Every block reads all of A at every step, and
+#: a narrow block turns the batch's matmul into matrix-vector products: 4-row blocks of a
+#: shared 200×2000 (1000×5000) float64 A ran 2.9× (5.3×) slower than 128-row blocks, which
+#: are as fast as the whole batch.
+SHARED_MIN_BLOCK_ROWS = 128
 
 
 def _block_rows(shared: bool, d: int, n: int, itemsize: int, platform: str) -> int | None:
     """Rows of a CPU block: the largest power of two whose working set fits
-    :data:`CPU_BLOCK_BYTES` (at least 1).  It depends on the problem's shape and dtype
-    only, never on the batch or the devices.  None (no blocks) on accelerators, which want
-    one wide kernel per step."""
+    :data:`CPU_BLOCK_BYTES` (at least 1, and at least :data:`SHARED_MIN_BLOCK_ROWS` with a
+    shared A).  It depends on the problem's shape and dtype only, never on the batch or the
+    devices.  None (no blocks) on accelerators, which want one wide kernel per step."""
     if platform != "cpu":
         return None
     row = (3 * n + 2 * d + (0 if shared else d * n)) * itemsize
-    return 1 << max(0, (CPU_BLOCK_BYTES // row).bit_length() - 1)
+    rows = 1 << max(0, (CPU_BLOCK_BYTES // row).bit_length() - 1)
+    return max(rows, SHARED_MIN_BLOCK_ROWS) if shared else rows
 
 
 @lru_cache(maxsize=32)
@@ -482,13 +490,14 @@ def _runner(method: str, steps: int, loss_every: int, conv_tol: float, shared: b
 def _layout(m: int, ndev: int, block: int | None) -> tuple[int, int, int]:
     """(devices used, rows per device, rows per block) for a batch of m points.
 
-    Rows are padded to the next power of two ≥ m (few distinct shapes, few compilations).
-    Without blocks (accelerators) they are split over all ``ndev`` devices.  With CPU
-    blocks of ``block`` rows, a batch of at most one block runs whole on one device and a
-    larger one in whole blocks on as many devices as it fills: every point is computed by
-    the same program (a block of ``block`` rows, or the whole small batch) whatever the
-    number of devices, so its bits do not depend on it.  (XLA picks its matmul kernel by
-    size: the same rows in a 128- and a 256-row batch can differ in the last bit.)
+    Without blocks (accelerators) the next power of two ≥ m rows (few distinct shapes,
+    few compilations) are split over all ``ndev`` devices.  With CPU blocks of ``block``
+    rows, a batch of at most one block runs whole (padded to a power of two) on one
+    device, and a larger one in whole blocks on as many devices as it has blocks (each
+    device's block count padded to a power of two).  Every point is then computed by the
+    same program (a block of ``block`` rows, or the whole small batch) whatever the number
+    of devices, so its bits do not depend on it.  (XLA picks its matmul kernel by size:
+    the same rows in a 128- and a 256-row batch can differ in the last bit.)
     """
     b = 1 << max(0, (m - 1).bit_length())
     if block is None:
@@ -496,8 +505,10 @@ def _layout(m: int, ndev: int, block: int | None) -> tuple[int, int, int]:
         return ndev, per_device, per_device
     if b <= block:
         return 1, b, b
-    used = min(ndev, b // block)
-    return used, -(-b // (used * block)) * block, block
+    blocks = -(-m // block)
+    used = min(ndev, blocks)
+    per = -(-blocks // used)
+    return used, (1 << (per - 1).bit_length()) * block, block
 
 
 def _run_batch(method, A, y, X0, alpha, eta, beta, *, steps, loss_every, conv_tol, mesh):
@@ -680,7 +691,8 @@ class SweepSummary:
         n_diverged: diverged points among those computed now.
         seconds: wall time of this call.
         complete: all chunks are done.
-        devices: the devices this process sharded over, e.g. ``"2 × cpu"``.
+        devices: the devices this process could shard over, e.g. ``"2 × cpu"`` (on
+            CPUs a batch of at most one cache block runs on one of them).
     """
 
     path: str
@@ -1049,14 +1061,15 @@ def _request_cpu_devices(n: int, explicit: bool) -> None:
                              f"process ({e})") from None
 
 
-def sweep_main(argv: list[str] | None = None) -> int:
+def sweep_main(argv: list[str] | None = None, *, default_cpu_devices: bool = False) -> int:
     """``hambias sweep CONFIG --out PATH [--quiet] [--cpu-devices N]``: run or resume a sweep.
 
-    This is an entry point: it asks JAX for one CPU device per available core (or N),
-    which takes effect only if JAX has not computed anything yet in this process, and
-    enables float64 when the config asks for it.  Returns 0 when the sweep is complete; a
-    bad config, a config mismatch or a late ``--cpu-devices`` prints the message and
-    returns 2.
+    This is an entry point: it enables float64 when the config asks for it, and asks JAX
+    for N CPU devices (``--cpu-devices``) or, with ``default_cpu_devices`` (the
+    ``hambias`` and ``python -m hambias.sweep`` commands), one per available core; JAX
+    takes that only if it has not computed anything yet in this process.  Returns 0 when
+    the sweep is complete; a bad config, a config mismatch or a late ``--cpu-devices``
+    prints the message and returns 2.
     """
     parser = argparse.ArgumentParser(prog="hambias sweep",
                                      description="Run or resume a batched, sharded sweep.")
@@ -1071,7 +1084,9 @@ def sweep_main(argv: list[str] | None = None) -> int:
     if args.cpu_devices is not None and args.cpu_devices < 1:
         parser.error(f"--cpu-devices must be a positive integer, got {args.cpu_devices}")
     try:
-        _request_cpu_devices(args.cpu_devices or _available_cores(), args.cpu_devices is not None)
+        if args.cpu_devices is not None or default_cpu_devices:
+            _request_cpu_devices(args.cpu_devices or _available_cores(),
+                                 explicit=args.cpu_devices is not None)
         cfg = load_config(args.config)
         if cfg.dtype == "float64":
             jax.config.update("jax_enable_x64", True)
@@ -1088,4 +1103,4 @@ def sweep_main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(sweep_main())
+    sys.exit(sweep_main(default_cpu_devices=True))

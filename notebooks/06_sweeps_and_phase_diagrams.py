@@ -167,8 +167,8 @@ for path in sweep_phase_diagrams(workdir / "stability", workdir / "figures"):
 # killed, the same command resumes it; a different config on the same `--out` path is refused.
 # Copy the store back and open it here with `open_sweep("sweeps/alpha_scale")`. On a CPU-only
 # machine the command exposes every core as a JAX device (`--cpu-devices N` to choose): 2.4–2.6x
-# faster on two cores than one device with two threads (MEASUREMENTS.md), and the same bits. In
-# this notebook JAX is already running, so `run_sweep` uses the devices it has.
+# faster on two cores than one device with two threads (measured on a 2-core machine), and the
+# same bits. In this notebook JAX is already running, so `run_sweep` uses the devices it has.
 #
 # ## Exercises
 #
