@@ -54,7 +54,8 @@ _STATUS_TEXT = {
 # A solve that spends its step budget with ‖x‖ above this factor times max(‖x₀‖, 1) is
 # reported as a likely finite-time blow-up (x' = 4x³ from 1 stops at t = 0.125 with
 # ‖x‖ ~ 1e7) rather than only as "raise max_steps"; the 1 keeps x₀ = 0 from counting
-# any growth as a blow-up.
+# any growth as a blow-up.  Scalar results only (a vmapped message summarises codes), and
+# only when the first save time is t = 0.
 _BLOWUP_GROWTH = 1e6
 
 # Step budget of the explicit stage of method="auto".  Tsit5 with the steady-state
