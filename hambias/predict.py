@@ -1213,8 +1213,8 @@ def _l1_cvxpy(A, y, name, tol):
     return p.value - q.value, -np.asarray(eq.dual_value), prob.status, iters
 
 
-def _l1_dual_residual(A, y, x, lam, scale=1.0):
-    v = A.T @ lam / scale
+def _l1_dual_residual(A, y, x, lam):
+    v = A.T @ lam
     sup = np.abs(x) > 1e-7 * max(np.max(np.abs(x)), 1e-300)
     off = max(np.max(np.abs(v)) - 1.0, 0.0)
     on = np.max(np.abs(v[sup] - np.sign(x[sup]))) if np.any(sup) else 0.0
@@ -1294,10 +1294,14 @@ def lasso(
     d, n = A.shape
     x = cp.Variable(n)
     prob = cp.Problem(cp.Minimize(cp.sum_squares(A @ x - y) / (2 * d) + lam * cp.norm1(x)))
+    options = _solver_options(solver, tol)  # ValueError for an unknown solver name
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the certificate judges the point
-        prob.solve(solver=solver, **_solver_options(solver, tol))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the certificate judges the point
+            prob.solve(solver=solver, **options)
+    except Exception as err:  # cvxpy.SolverError and friends
+        raise PredictionError(f"lasso: cvxpy:{solver} failed: {err}") from err
     seconds = time.perf_counter() - t0
     if prob.status not in ("optimal", "optimal_inaccurate") or x.value is None:
         raise PredictionError(f"lasso: cvxpy:{solver} returned status {prob.status!r} "

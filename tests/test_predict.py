@@ -384,6 +384,8 @@ def test_lasso_certificate_is_the_duality_gap_and_gates_the_solver():
     assert _lasso_gap(A, y, off, 0.05) > 100 * CVXPY_AGREE
     with pytest.raises(PredictionError, match="relative duality gap"):
         lasso(p, 0.05, tol=1e-3)
+    with pytest.raises(ValueError, match="cvxpy_solver must be"):
+        lasso(p, 0.05, solver="NO_SUCH_SOLVER")
 
 
 def test_cvxpy_predictor_is_built_once_and_reused():
