@@ -137,6 +137,18 @@ def _mark_points(ax, theta0, theta_star, *, axis: str) -> None:
         line(theta_star, color="k", ls="--", lw=1.2, label=f"θ* = {theta_star:g}")
 
 
+def _finish(ax, xlabel: str, ylabel: str, title: str | None = None, *, ncol: int = 1,
+            grid_which: str = "major"):
+    """Axis labels, optional title, a small legend and a light grid; returns ``ax``."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", ncol=ncol)
+    ax.grid(True, which=grid_which, alpha=0.3)
+    return ax
+
+
 def plot_inverse_metrics(ax, theta, metrics: Mapping[str, np.ndarray], *, theta0=None,
                          theta_star=None, logy: bool = True):
     """Inverse metrics g⁻¹(θ) of several geometries against θ, with θ₀ and θ* marked.
@@ -157,12 +169,7 @@ def plot_inverse_metrics(ax, theta, metrics: Mapping[str, np.ndarray], *, theta0
     _mark_points(ax, theta0, theta_star, axis="x")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel("θ")
-    ax.set_ylabel("inverse metric g⁻¹(θ)")
-    ax.set_title("inverse metrics: GD, m⊙w, HAM")
-    ax.legend(fontsize="small")
-    ax.grid(True, alpha=0.3)
-    return ax
+    return _finish(ax, "θ", "inverse metric g⁻¹(θ)", "inverse metrics: GD, m⊙w, HAM")
 
 
 def plot_trajectories(ax, t, paths: Mapping[str, np.ndarray], *, theta0=None,
@@ -186,12 +193,7 @@ def plot_trajectories(ax, t, paths: Mapping[str, np.ndarray], *, theta0=None,
             ax.plot([crossings[label]], [0.0], "o", color=line.get_color(), ms=5)
     ax.axhline(0.0, color="0.7", lw=0.8)
     _mark_points(ax, theta0, theta_star, axis="y")
-    ax.set_xlabel("time t")
-    ax.set_ylabel("θ_t")
-    ax.set_title("1-D flows on f(θ) = (θ − θ*)²/2 (dots: zero crossing)")
-    ax.legend(fontsize="small")
-    ax.grid(True, alpha=0.3)
-    return ax
+    return _finish(ax, "time t", "θ_t", "1-D flows on f(θ) = (θ − θ*)²/2 (dots: zero crossing)")
 
 
 def plot_bregman_shapes(ax, x, shapes: Mapping[str, np.ndarray], *, references: bool = True):
@@ -212,12 +214,8 @@ def plot_bregman_shapes(ax, x, shapes: Mapping[str, np.ndarray], *, references: 
     if references:
         ax.plot(x, x * x, "k--", lw=1.2, label="x² (L2)")
         ax.plot(x, np.abs(x), "--", color="0.5", lw=1.2, label="|x| (L1)")
-    ax.set_xlabel("x")
-    ax.set_ylabel("R_α(x) / R_α(1)")
-    ax.set_title("normalised HAM potential: from x² to |x|")
-    ax.legend(fontsize="small", ncol=2)
-    ax.grid(True, alpha=0.3)
-    return ax
+    return _finish(ax, "x", "R_α(x) / R_α(1)", "normalised HAM potential: from x² to |x|",
+                   ncol=2)
 
 
 def plot_step_maps(ax, theta, maps: Mapping[str, np.ndarray], *, flip_region=None,
@@ -240,12 +238,7 @@ def plot_step_maps(ax, theta, maps: Mapping[str, np.ndarray], *, flip_region=Non
         ax.axvspan(*flip_region, color="tab:red", alpha=0.12, label="sign flips in GD step")
     ax.axhline(0.0, color="0.7", lw=0.8)
     ax.axvline(0.0, color="0.7", lw=0.8)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title("HYP vs HYP*: the sign choice at a flip")
-    ax.legend(fontsize="small")
-    ax.grid(True, alpha=0.3)
-    return ax
+    return _finish(ax, xlabel, ylabel, "HYP vs HYP*: the sign choice at a flip")
 
 
 def plot_convergence_order(ax, h, errors: Mapping[str, np.ndarray], *,
@@ -279,11 +272,7 @@ def plot_convergence_order(ax, h, errors: Mapping[str, np.ndarray], *,
         ref = e[-1] * (hh / hh[-1]) ** expected
         ax.loglog(hh, ref, "k:", lw=1.2, label=f"slope {expected:g} reference")
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize="small")
-    ax.grid(True, which="both", alpha=0.3)
-    return ax
+    return _finish(ax, xlabel, ylabel, grid_which="both")
 
 
 def plot_curves(ax, t, curves: Mapping[str, object], *, xlabel="time t", ylabel="",
@@ -318,13 +307,7 @@ def plot_curves(ax, t, curves: Mapping[str, object], *, xlabel="time t", ylabel=
         ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    ax.grid(True, which="both", alpha=0.3)
-    return ax
+    return _finish(ax, xlabel, ylabel, title, grid_which="both")
 
 
 def plot_sign_flips(ax, steps, flips: Mapping[str, np.ndarray], *, ylabel="sign flips",
@@ -346,12 +329,7 @@ def plot_sign_flips(ax, steps, flips: Mapping[str, np.ndarray], *, ylabel="sign 
         ax.step(ss, np.asarray(f), ls, where="post", label=label, lw=1.6)
     if logx:
         ax.set_xscale("log")
-    ax.set_xlabel("iteration k")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize="small")
-    ax.grid(True, alpha=0.3)
-    return ax
+    return _finish(ax, "iteration k", ylabel, title)
 
 
 # ----------------------------------------------------------------------------- phase diagrams
