@@ -20,6 +20,7 @@ from hambias.sweep import (
     PRED_CONVERGED,
     PRED_NONE,
     SweepConfig,
+    _available_cores,
     _problem,
     load_config,
     open_sweep,
@@ -125,8 +126,7 @@ def test_command_line_shards_over_one_cpu_device_per_core_or_as_asked(tmp_path):
     # on each of two, padded to 2 on the third) the bits are the same.
     cfg = _write(tmp_path, _CLI_CONFIG)
     env = {**os.environ, "XLA_FLAGS": ""}
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    runs = {"default": ([], cores), "one": (["--cpu-devices", "1"], 1),
+    runs = {"default": ([], _available_cores()), "one": (["--cpu-devices", "1"], 1),
             "three": (["--cpu-devices", "3"], 3)}
     for name, (extra, ndev) in runs.items():
         res = subprocess.run([sys.executable, "-m", "hambias.sweep", str(cfg), "--out",
