@@ -28,7 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from .geometry import AbstractGeometry, _is_concrete
+from ._validate import check_finite
+from ._validate import is_concrete as _is_concrete
+from .geometry import AbstractGeometry
 from .problems import AbstractProblem
 
 __all__ = ["FlowResult", "solve_flow", "flow_vector_field", "stationarity_residual"]
@@ -270,8 +272,7 @@ def _validate(geometry, problem, x0, t1, beta, saveat, n_save, backend, method, 
             f"jax.config.update('jax_enable_x64', True) and pass float64 data, or use "
             f"rtol >= {_FLOAT32_MIN_RTOL:g}"
         )
-    if _is_concrete(x0) and not bool(jnp.all(jnp.isfinite(x0))):
-        raise ValueError("x0 contains NaN or inf")
+    x0 = check_finite("x0", x0)
     geometry.check_domain(x0)
 
     if not t1_concrete:

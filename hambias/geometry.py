@@ -19,12 +19,12 @@ from __future__ import annotations
 import abc
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from . import _series
+from ._validate import is_concrete as _is_concrete
 
 __all__ = [
     "AbstractGeometry",
@@ -38,11 +38,6 @@ __all__ = [
 # Below this |α x| the closed forms of HAMGeometry lose digits to cancellation
 # (error ~ eps/u), so the Taylor series is used (one implementation: hambias._series).
 _HAM_SERIES_CUTOFF = _series.SERIES_CUTOFF
-
-
-def _is_concrete(*xs) -> bool:
-    """True when none of ``xs`` is a JAX tracer (eager call: we may raise)."""
-    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
 
 
 class AbstractGeometry(eqx.Module):
