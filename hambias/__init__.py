@@ -30,12 +30,13 @@ from .predict import (
     CvxpyPredictor,
     Prediction,
     PredictionError,
+    kkt_residuals,
     lasso,
     min_l1_interpolant,
     predict_limit,
     ridge,
 )
-from .problems import AbstractProblem, LinearRegression, LossProblem, sparse_regression
+from .problems import AbstractProblem, LinearRegression, LossProblem, RowSpace, sparse_regression
 from .sweep import SweepConfig, load_config, open_sweep, phase_table, run_sweep, stability_boundary
 
 __version__ = "0.1.0"
@@ -59,6 +60,7 @@ __all__ = [
     "ham_wrapper_faithful",
     "HAMGeometry",
     "IterateResult",
+    "kkt_residuals",
     "lasso",
     "LinearRegression",
     "load_config",
@@ -75,6 +77,7 @@ __all__ = [
     "Prediction",
     "PredictionError",
     "ridge",
+    "RowSpace",
     "run_iterates",
     "run_sweep",
     "solve_flow",

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from .predict import Prediction, _certificate_equality, _certificate_penalised, _Gram, _kernel_for
+from .predict import Prediction, kkt_residuals
 
 __all__ = ["Comparison", "compare", "convergence_order"]
 
@@ -107,7 +107,7 @@ def compare(prediction: Prediction, result, *, problem=None) -> Comparison:
     gap = None
     geometry = prediction.geometry
     if geometry is not None:
-        gap = _kernel_for(geometry, xp.shape[0]).bregman(xr, xp)
+        gap = float(geometry.bregman_divergence(xr, xp))
     primal = dual = None
     if problem is not None:
         A = np.asarray(problem.A, dtype=np.float64)
@@ -117,14 +117,10 @@ def compare(prediction: Prediction, result, *, problem=None) -> Comparison:
                 f"problem has n = {A.shape[1]} dimensions, the prediction {xp.shape[0]}"
             )
         if geometry is not None:
-            kernel = _kernel_for(geometry, A.shape[1])
-            if prediction.beta > 0:
-                primal, dual = _certificate_penalised(kernel, A, y, xr, prediction.beta)
-            else:
-                x0 = np.asarray(prediction.x0)
-                primal, dual = _certificate_equality(kernel, A, y, xr, x0, _Gram(A, y))
+            primal, dual = kkt_residuals(geometry, problem, xr, x0=prediction.x0,
+                                         beta=prediction.beta)
         else:
-            primal = float(np.linalg.norm(A @ xr - y) / max(np.linalg.norm(y), 1e-300))
+            primal = problem.row_space().backward_error(xr, y)
     status, message = "ok", f"relative error {relative:.3e} against a prediction with KKT {kkt:.1e}"
     if not prediction.converged:
         status, message = (

@@ -219,10 +219,19 @@ def test_point_of_wrong_shape_raises(problem):
         problem.min_norm_interpolant(np.zeros((NDIM, 1)))
 
 
-def test_min_norm_interpolant_of_rank_deficient_problem_raises():
-    p = LinearRegression(np.vstack([_A[:2], _A[0]]), np.ones(3))
-    with pytest.raises(ValueError, match="AAᵀ is not positive definite"):
-        p.min_norm_interpolant()
+def test_min_norm_interpolant_of_rank_deficient_problem():
+    # A repeated row with a consistent target is redundant: the same interpolant as
+    # without it.  An inconsistent target has no interpolant at all: ValueError (it once
+    # returned a point with a 20 % residual).
+    A2 = _A[:2]
+    p = LinearRegression(np.vstack([A2, A2[0]]), np.ones(3))
+    np.testing.assert_allclose(p.min_norm_interpolant(),
+                               np.linalg.lstsq(A2, np.ones(2), rcond=None)[0], rtol=1e-13)
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((4, 10))
+    A[3] = A[2]
+    with pytest.raises(ValueError, match="inconsistent system.*rank 3 < d = 4"):
+        LinearRegression(A, rng.standard_normal(4)).min_norm_interpolant()
 
 
 def test_problems_are_immutable(problem):
