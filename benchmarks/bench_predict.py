@@ -3,6 +3,11 @@
 Prints, for n ∈ {100, 1000, 10000} dimensions and d = n/5 samples (seeded Gaussian
 problems with a 5-sparse truth, x₀ = 0 and a random x₀), the wall time and the KKT
 residual of both solvers, their agreement, and the time ratio cvxpy / Newton.
+
+Then the γ rows: the m⊙w prediction at the scale of the classic u²−v² experiment
+(250 × 10000 Rademacher, k = 7, noise 1) for γ = 2e-6, 2e-12, 2e-24 (initialisation
+scale 1e-12), and HAM at α = 1e24, each with its time as a ratio to the γ = 2e-6 row
+measured in the same run (goal: γ = 2e-24 within 3×).
 cvxpy is skipped above ``--cvxpy-max-n`` (Clarabel needs > 600 s at n = 10000;
 MEASUREMENTS.md).  Baseline (MEASUREMENTS.md): dense Newton 7–13 s at n = 10000 on one
 thread; cvxpy 0.4–4.7 s at n = 1000.
@@ -36,6 +41,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="n ∈ {100, 1000} only")
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--cvxpy-max-n", type=int, default=1000)
+    parser.add_argument("--no-gamma-rows", action="store_true", help="skip the γ rows")
     parser.add_argument(
         "--blas-threads", type=int, default=1,
         help="BLAS threads (default 1: on a shared 2-core machine a second OpenBLAS thread "
@@ -84,7 +90,33 @@ def main(argv=None) -> int:
             else:
                 cv = "  skipped: Clarabel needs > 600 s at this size (MEASUREMENTS.md)"
             print(f"{n:>6} {label:>6} {tn:9.3f} {pn.iterations:>3} {pn.kkt_residual:10.1e} {cv}")
+    if not args.no_gamma_rows:
+        _gamma_rows()
     return 0
+
+
+def _gamma_rows(repeats: int = 3) -> None:
+    """m⊙w at tiny γ (and HAM at huge α) on 250 × 10000: time ratios to γ = 2e-6."""
+    import jax
+
+    from hambias import HAMGeometry, PointwiseProduct, sparse_regression
+    from hambias.predict import predict_limit
+
+    p, _ = sparse_regression(jax.random.key(0), 250, 10_000, 7, design="rademacher", noise=1.0)
+    rows = [("gamma = 2e-6", PointwiseProduct(2e-6)), ("gamma = 2e-12", PointwiseProduct(2e-12)),
+            ("gamma = 2e-24", PointwiseProduct(2e-24)), ("alpha = 1e24", HAMGeometry(1e24))]
+    print("\n250 x 10000 Rademacher, k = 7, noise 1 (best of %d):" % repeats)
+    print(f"{'geometry':>15} {'seconds':>8} {'it':>3} {'KKT':>8} {'ratio to 2e-6':>14}")
+    base = None
+    for label, g in rows:
+        best, pred = float("inf"), None
+        for _ in range(repeats):
+            t = time.perf_counter()
+            pred = predict_limit(g, p)
+            best = min(best, time.perf_counter() - t)
+        base = best if base is None else base
+        print(f"{label:>15} {best:8.2f} {pred.iterations:>3} {pred.kkt_residual:8.1e} "
+              f"{best / base:13.2f}x")
 
 
 if __name__ == "__main__":
