@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     sizes = (100, 1000) if args.quick else (100, 1000, 10000)
     warm, _ = _problem(50, seed=0)  # imports and first-call costs of both solvers
     predict_limit(g, warm)
-    predict_limit(g, warm, solver="cvxpy", on_failure="return")
+    predict_limit(g, warm, solver="cvxpy", throw=False)
     print(
         f"HAM alpha = {args.alpha}, d = n/5, float64, Newton KKT target 1e-10, "
         f"BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}, load average {os.getloadavg()[0]:.1f}"
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
             tn = time.perf_counter() - t
             if n <= args.cvxpy_max_n:
                 t = time.perf_counter()
-                pc = predict_limit(g, p, x0, solver="cvxpy", on_failure="return")
+                pc = predict_limit(g, p, x0, solver="cvxpy", throw=False)
                 tc = time.perf_counter() - t
                 rel = np.linalg.norm(pc.x - pn.x) / np.linalg.norm(pn.x)
                 cv = f"{tc:8.3f} {pc.kkt_residual:9.1e} {rel:8.1e} {tc / tn:11.0f}x"

@@ -37,6 +37,7 @@ from .predict import (
     ridge,
 )
 from .problems import AbstractProblem, LinearRegression, LossProblem, RowSpace, sparse_regression
+from .status import Status, StatusError
 from .sweep import SweepConfig, load_config, open_sweep, phase_table, run_sweep, stability_boundary
 
 __version__ = "0.1.0"
@@ -84,6 +85,8 @@ __all__ = [
     "sparse_regression",
     "stability_boundary",
     "stationarity_residual",
+    "Status",
+    "StatusError",
     "SweepConfig",
     "__version__",
 ]

@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 
 from .predict import Prediction, kkt_residuals
+from .status import Status
 
 __all__ = ["Comparison", "compare", "convergence_order"]
 
@@ -33,10 +34,11 @@ class Comparison:
             None without a problem.  It measures whether the run stayed on its
             mirror-flow manifold, independently of where it stopped.
         prediction_kkt: the prediction's own KKT residual.
-        status: ``"ok"``, ``"prediction_not_converged"`` (the prediction failed its
-            certificate: the comparison is against an uncertified point),
-            ``"result_not_finite"``, ``"result_diverged"`` or ``"result_not_converged"``
-            (taken from the result's ``diverged`` / ``converged`` flags when it has them).
+        status: a :class:`~hambias.Status`: ``SUCCESS`` when both sides are sound; else
+            the prediction's failure (the comparison is then against an uncertified
+            point), ``NON_FINITE`` for a non-finite final state, or the result's own status
+            (a diverged or unfinished flow or run).
+        source: which side the status describes: ``"prediction"``, ``"result"`` or ``""``.
         message: what the status means for this pair.
     """
 
@@ -47,8 +49,9 @@ class Comparison:
     result_primal_residual: float | None
     result_dual_residual: float | None
     prediction_kkt: float
-    status: str
+    status: Status
     message: str
+    source: str = ""
 
 
 def _final_state(result) -> np.ndarray:
@@ -68,7 +71,7 @@ def compare(prediction: Prediction, result, *, problem=None) -> Comparison:
 
     Returns:
         A :class:`Comparison`.  A non-finite final state gives status
-        ``"result_not_finite"`` and infinite errors (never NaN).
+        ``NON_FINITE`` (source ``"result"``) and infinite errors (never NaN).
 
     Raises:
         ValueError: a prediction that is not a Prediction, or shapes that differ.
@@ -81,8 +84,8 @@ def compare(prediction: Prediction, result, *, problem=None) -> Comparison:
     >>> p = LinearRegression(np.array([[1.0, 2.0]]), np.array([3.0]))
     >>> pred = predict_limit(HAMGeometry(1.0), p)
     >>> c = compare(pred, pred.x + 1e-9, problem=p)
-    >>> c.status, bool(c.relative_error < 1e-8)
-    ('ok', True)
+    >>> c.status.name, bool(c.relative_error < 1e-8)
+    ('SUCCESS', True)
     """
     if not isinstance(prediction, Prediction):
         raise ValueError(
@@ -97,7 +100,7 @@ def compare(prediction: Prediction, result, *, problem=None) -> Comparison:
         return Comparison(
             relative_error=np.inf, absolute_error=np.inf, max_error=np.inf, bregman_gap=None,
             result_primal_residual=None, result_dual_residual=None, prediction_kkt=kkt,
-            status="result_not_finite",
+            status=Status.NON_FINITE, source="result",
             message="the result's final state contains NaN or inf (a diverged run?)",
         )
     diff = xr - xp
@@ -121,23 +124,39 @@ def compare(prediction: Prediction, result, *, problem=None) -> Comparison:
                                          beta=prediction.beta)
         else:
             primal = problem.row_space().backward_error(xr, y)
-    status, message = "ok", f"relative error {relative:.3e} against a prediction with KKT {kkt:.1e}"
+    status, source = Status.SUCCESS, ""
+    message = f"relative error {relative:.3e} against a prediction with KKT {kkt:.1e}"
+    own = _result_status(result)
     if not prediction.converged:
-        status, message = (
-            "prediction_not_converged",
-            f"the prediction did not pass its certificate ({prediction.status}); " + message,
-        )
-    elif bool(getattr(result, "diverged", False)):
-        status, message = "result_diverged", "the result reports divergence; " + message
-    elif getattr(result, "converged", True) is False:
-        status, message = "result_not_converged", "the result did not converge; " + message
+        status, source = prediction.status, "prediction"
+        message = f"the prediction did not pass its certificate ({status.name}); " + message
+    elif own != Status.SUCCESS:
+        status, source = own, "result"
+        message = f"the result ended with {own.name} ({own.message}); " + message
     return Comparison(
         relative_error=float(relative),
         absolute_error=absolute,
         max_error=float(np.max(np.abs(diff))),
         bregman_gap=gap, result_primal_residual=primal, result_dual_residual=dual,
-        prediction_kkt=kkt, status=status, message=message,
+        prediction_kkt=kkt, status=status, message=message, source=source,
     )
+
+
+def _result_status(result) -> Status:
+    """The result's own status: its ``status`` code if it has one (flows, iterates); for
+    other objects their ``diverged`` (→ NON_FINITE) and ``converged`` (False → MAX_STEPS)
+    flags; SUCCESS for a plain array."""
+    code = getattr(result, "status", None)
+    if code is None:
+        if bool(getattr(result, "diverged", False)):
+            return Status.NON_FINITE
+        if getattr(result, "converged", True) is False:
+            return Status.MAX_STEPS
+        return Status.SUCCESS
+    arr = np.asarray(code)
+    if arr.ndim:
+        raise ValueError(f"compare takes one result, got a batch of {arr.size} statuses")
+    return Status(int(arr))
 
 
 def convergence_order(step_sizes, errors) -> float:

@@ -542,7 +542,7 @@ def _solve_predictions(cfg: SweepConfig, keys: list[tuple]) -> dict:
     """Predicted limits for unique keys (dnk_i, seed, kind, α, init_scale, β) → (x, status).
 
     One :func:`hambias.predict.predict_limit` call per key, with ``solver="newton"``
-    and ``on_failure="return"``: argmin_{Ax=y} D_{R_α}(x, x₀) (dual Newton, THEORY.md §7)
+    and ``throw=False``: argmin_{Ax=y} D_{R_α}(x, x₀) (dual Newton, THEORY.md §7)
     for β = 0, argmin f + β H_α (primal Newton, §11) for β > 0.  The geometry is
     ``Euclidean()`` for α = 0 (the min-norm / ridge closed forms) and ``HAMGeometry(α)``
     otherwise.  ``kind = "none"`` or ``prediction = "none"`` gives ``(None, PRED_NONE)``;
@@ -564,7 +564,7 @@ def _solve_predictions(cfg: SweepConfig, keys: list[tuple]) -> dict:
         problem, z = problems[dnk_i, seed]
         geometry = Euclidean() if a == 0 else HAMGeometry(a)
         pred = predict_limit(geometry, problem, s * z, beta=b, solver="newton",
-                             on_failure="return")
+                             throw=False)
         out[key] = (np.asarray(pred.x), PRED_CONVERGED if pred.converged else PRED_NOT_CONVERGED)
     return out
 

@@ -124,7 +124,7 @@ for ax, (name, geo) in zip(axes, cases):
     ax.plot(*np.asarray(pred.x), "r*", ms=12, label="predicted limit")
     ax.set(aspect="equal", xlim=(-0.6, 2.2), ylim=(-0.6, 1.6), title=name, xlabel="$x_1$")
     print(f"{name:20s} limit {np.round(np.asarray(pred.x), 4)}, flow end {np.round(path[-1], 4)}, "
-          f"status {pred.status}")
+          f"status {pred.status.name}")
 axes[0].set_ylabel("$x_2$")
 axes[0].legend(fontsize=8, loc="upper right")
 plt.tight_layout()

@@ -229,9 +229,9 @@ for gm, t_flow in zip(gammas, t_mw):
 from hambias.predict import predict_limit
 
 mw_end = np.asarray(results[MW].x)
-pred_mw = predict_limit(hb.PointwiseProduct(1e-8), problem, x0, on_failure="return")
+pred_mw = predict_limit(hb.PointwiseProduct(1e-8), problem, x0, throw=False)
 wrong_sign = np.sign(np.asarray(x0)) != np.sign(np.asarray(x_star))
-print(f"prediction status {pred_mw.status}; distance (m, w) end vs prediction: "
+print(f"prediction status {pred_mw.status.name}; distance (m, w) end vs prediction: "
       f"{np.linalg.norm(mw_end - pred_mw.x) / np.linalg.norm(pred_mw.x):.1e}")
 print(f"coordinates with sign(x0) != sign(x*) and x* != 0: "
       f"{int(np.sum(wrong_sign & (np.asarray(x_star) != 0)))}; "

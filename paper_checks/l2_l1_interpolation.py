@@ -101,7 +101,7 @@ def _l1_solvers(ctx):
     got = min_l1_interpolant(prob)
     return [claim_range("min_l1_two_solvers", "§8", "min-L1: cvxpy = HiGHS LP", _rel(got.x, ref),
                         hi=L1_SOLVERS_RTOL, why="both solvers at 1e-10, unique minimiser",
-                        detail=f"{got.solver}: {got.status}")]
+                        detail=f"{got.solver}: {got.status.name}")]
 
 
 @group("§8", "with x₀ ≠ 0 the large-α limit is sign-anchored (Σ(|x| − sign(x₀)x) → 0), not min-L1")

@@ -12,6 +12,7 @@ from hambias import HAMGeometry, sparse_regression
 from hambias.compare import Comparison, compare, convergence_order
 from hambias.iterates import gd_hyp_step
 from hambias.predict import predict_limit
+from hambias.status import Status
 
 # The Bregman gap of a small perturbation δ matches its quadratic model ½Σδ²/(1 + α|x|)
 # up to the cubic term, relative size ~α|δ|: 1e-2 covers |δ| ~ 1e-4, α = 1.
@@ -36,12 +37,12 @@ def setup():
 def test_self_comparison_is_zero(setup):
     p, x0, pred = setup
     c = compare(pred, pred, problem=p)
-    assert isinstance(c, Comparison) and c.status == "ok"
+    assert isinstance(c, Comparison) and c.status == Status.SUCCESS and c.source == ""
     assert c.relative_error == 0 and c.absolute_error == 0 and c.max_error == 0
     assert c.bregman_gap == 0
     assert c.result_primal_residual <= 1e-10 and c.result_dual_residual <= 1e-10
     with pytest.raises(dataclasses.FrozenInstanceError):
-        c.status = "x"
+        c.status = Status.MAX_STEPS
 
 
 def test_errors_and_bregman_gap_of_a_perturbation(setup):
@@ -72,7 +73,7 @@ def test_iterates_against_prediction_and_convergence_order(setup):
     for eta in etas:
         run = types.SimpleNamespace(x=_gd_hyp(p, x0, eta, int(np.ceil(T / eta))), converged=True)
         comps.append(compare(pred, run, problem=p))
-    assert all(c.status == "ok" for c in comps)
+    assert all(c.status == Status.SUCCESS for c in comps)
     assert comps[-1].relative_error <= ITERATE_RTOL
     assert comps[-1].result_primal_residual <= 1e-8  # converged: on {Ax = y}
     order = convergence_order(etas, [c.relative_error for c in comps])
@@ -81,21 +82,22 @@ def test_iterates_against_prediction_and_convergence_order(setup):
 
 def test_unconverged_prediction_is_flagged(setup):
     p, x0, _ = setup
-    bad = predict_limit(HAMGeometry(1.0), p, x0, max_iter=1, on_failure="return")
+    bad = predict_limit(HAMGeometry(1.0), p, x0, max_iter=1, throw=False)
     assert not bad.converged
     c = compare(bad, types.SimpleNamespace(x=np.asarray(bad.x), converged=True), problem=p)
-    assert c.status == "prediction_not_converged" and "certificate" in c.message
+    assert c.source == "prediction" and c.status == Status.MAX_ITER
+    assert "certificate" in c.message
 
 
 def test_result_flags_and_non_finite(setup):
     p, x0, pred = setup
     bad = compare(pred, types.SimpleNamespace(x=np.full(p.n, np.nan)))
-    assert bad.status == "result_not_finite" and bad.relative_error == np.inf
-    assert "NaN" in bad.message
+    assert bad.status == Status.NON_FINITE and bad.relative_error == np.inf
+    assert bad.source == "result" and "NaN" in bad.message
     div = compare(pred, types.SimpleNamespace(x=pred.x, diverged=True))
-    assert div.status == "result_diverged" and "divergence" in div.message
+    assert div.status.diverged and "diverged" in div.message
     nc = compare(pred, types.SimpleNamespace(x=pred.x, converged=False))
-    assert nc.status == "result_not_converged"
+    assert nc.status == Status.MAX_STEPS and nc.source == "result"
 
 
 def test_beta_comparison_uses_stationarity(setup):

@@ -16,6 +16,7 @@ import pytest
 from scipy.optimize import linprog
 
 from hambias import Euclidean, HAMGeometry, LinearRegression, PointwiseProduct, sparse_regression
+from hambias.status import Status
 from hambias.geometry import AbstractGeometry
 from hambias.iterates import gd_hyp_step
 from hambias.predict import (
@@ -90,7 +91,7 @@ def test_newton_certificate_and_cvxpy_agree(size, alpha, x0kind):
     x0 = _x0(x0kind, p.n)
     g = HAMGeometry(alpha)
     pn = predict_limit(g, p, x0)
-    assert pn.status == "optimal" and pn.solver == "newton"
+    assert pn.status == Status.SUCCESS and pn.solver == "newton"
     assert pn.kkt_residual <= NEWTON_KKT
     primal, dual = _independent_kkt(g, p, pn.x, x0)
     assert primal <= NEWTON_KKT and dual <= NEWTON_KKT
@@ -103,7 +104,7 @@ def test_newton_certificate_and_cvxpy_agree(size, alpha, x0kind):
         # the primal exp-cone form cancels here: the fallback is taken and announced
         assert pc.solver == "newton" and "cancels" in pc.message
     else:
-        assert pc.solver == "cvxpy:CLARABEL" and pc.status == "optimal"
+        assert pc.solver == "cvxpy:CLARABEL" and pc.status == Status.SUCCESS
         assert _rel(pc.x, pn.x) <= CVXPY_AGREE
         assert _rel(pc.dual, pn.dual) <= 10 * CVXPY_AGREE  # duals are one order less accurate
 
@@ -168,7 +169,7 @@ def test_overflow_guard_large_alpha_random_init():
     p = _cached(20, 100)
     x0 = np.random.default_rng(1).normal(size=p.n)
     pr = predict_limit(HAMGeometry(1e8), p, x0)
-    assert pr.status == "optimal" and pr.kkt_residual <= NEWTON_KKT
+    assert pr.status == Status.SUCCESS and pr.kkt_residual <= NEWTON_KKT
 
 
 # -- discrete iterates land on the prediction (§7, §3) --------------------------------
@@ -434,8 +435,8 @@ def test_failure_modes_have_messages():
         CvxpyPredictor(HAMGeometry(-10.0), A).solve(y)
     with pytest.raises(PredictionError, match="above tolerance"):
         predict_limit(g, p, solver="cvxpy", kkt_tol=1e-14)
-    bad = predict_limit(g, p, solver="cvxpy", kkt_tol=1e-14, on_failure="return")
-    assert bad.status == "certificate" and not bad.converged
+    bad = predict_limit(g, p, solver="cvxpy", kkt_tol=1e-14, throw=False)
+    assert bad.status == Status.CERTIFICATE and not bad.converged
     with pytest.raises(PredictionError, match="no convergence in 1 Newton"):
         predict_limit(HAMGeometry(30.0), p, max_iter=1)
     small = predict_limit(HAMGeometry(1e-4), p, solver="cvxpy")
@@ -477,8 +478,8 @@ def test_pointwise_product_with_weight_decay_against_a_second_solver():
     # The SOC form of cvxpy is flat here (curvature βγ²/|θ|³ on the support): Clarabel's
     # point is 3e-6 away (objective gap 1e-13), and its certificate says so.
     pc = predict_limit(PointwiseProduct(gamma), p, beta=beta, solver="cvxpy",
-                       on_failure="return")
-    assert pc.status == "certificate" and 1e-6 < pc.kkt_residual < 1e-4
+                       throw=False)
+    assert pc.status == Status.CERTIFICATE and 1e-6 < pc.kkt_residual < 1e-4
 
 
 def test_preconditioned_cg_route_matches_direct():
@@ -511,7 +512,7 @@ def test_min_l1_defaults_certified(seed, d):
     p, x_star = sparse_regression(jax.random.key(seed), d, 100, 5)
     A, y = np.asarray(p.A), np.asarray(p.y)
     l1 = min_l1_interpolant(p)
-    assert l1.status == "optimal" and l1.kkt_residual <= L1_KKT
+    assert l1.status == Status.SUCCESS and l1.kkt_residual <= L1_KKT
     assert _rel(l1.x, x_star) <= L1_RECOVERY
     # the certificate, recomputed here: Ax = y, ‖Aᵀλ‖∞ ≤ 1, Aᵀλ = sign x on the support
     v = A.T @ l1.dual
@@ -529,7 +530,7 @@ def test_cvxpy_certificate_decides_over_status():
     # residual 1.9e-7; re-solving at 1e-9 gave 1.04e-6 and the prediction raised.
     p = _problem(10, 30, seed=1)
     pc = CvxpyPredictor(HAMGeometry(0.5), p.A).solve(p.y)
-    assert pc.status == "optimal" and pc.kkt_residual <= 1e-6
+    assert pc.status == Status.SUCCESS and pc.kkt_residual <= 1e-6
     assert _rel(pc.x, predict_limit(HAMGeometry(0.5), p).x) <= CVXPY_AGREE
     # the reported 20×100 key(7) α = 0.1 call returns a certified point that agrees with Newton
     p7 = _problem(20, 100, seed=7)
@@ -560,7 +561,7 @@ def test_beta_large_alpha_certified(d, n, alpha, beta):
     p = _problem(d, n, seed=5)
     A, y = np.asarray(p.A), np.asarray(p.y)
     pn = predict_limit(HAMGeometry(alpha), p, beta=beta)
-    assert pn.status == "optimal" and pn.iterations < 100
+    assert pn.status == Status.SUCCESS and pn.iterations < 100
     exact = _refined_penalised(A, y, pn.x, alpha, beta)  # dense n×n solves, not Woodbury
     if np.finfo(np.longdouble).eps < np.finfo(float).eps:  # extended precision available
         assert float(np.linalg.norm(pn.x - exact) / np.linalg.norm(exact)) <= REFINED_AGREE

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from hambias import HAMGeometry, LinearRegression, PointwiseProduct, sparse_regression
+from hambias.status import Status
 from hambias.predict import PredictionError, min_l1_interpolant, predict_limit
 
 EPS = np.finfo(float).eps
@@ -166,15 +167,15 @@ def test_reported_ill_conditioned_inputs():
     # cond 1e7: min_norm_interpolant was 1e-3 … 6e-5 off with no warning; predict_limit
     # reported a certificate failure (KKT 1e-3) on a point whose true KKT residual is 4e-11.
     # cond 1e9: "does not have full row rank" right after the constructor accepted A, and
-    # on_failure="return" raised anyway.
+    # throw=False raised anyway.
     for kappa in (1e7, 1e9):
         A, rng = conditioned(kappa)
         y = rng.standard_normal(8)
         p = LinearRegression(A, y, full_row_rank=True)
         assert rel(p.min_norm_interpolant(), mp_min_norm(A, y, np.zeros(20))) <= \
             MIN_NORM_KAPPA_FACTOR * kappa * EPS
-        pred = predict_limit(HAMGeometry(1.0), p, on_failure="return")
-        assert pred.status == "optimal" and pred.kkt_residual <= 1e-10
+        pred = predict_limit(HAMGeometry(1.0), p, throw=False)
+        assert pred.status == Status.SUCCESS and pred.kkt_residual <= 1e-10
         ref, kkt = mp_limit("ham", 1.0, A, y, np.zeros(20), pred.dual)
         assert kkt < KKT_REF and rel(pred.x, ref) <= 700 * kappa * EPS
         assert "ill-conditioned" in pred.message
@@ -183,7 +184,7 @@ def test_reported_ill_conditioned_inputs():
         LinearRegression(A, rng.standard_normal(8), full_row_rank=True)
     with pytest.raises(ValueError, match="too ill-conditioned"):
         predict_limit(HAMGeometry(1.0), LinearRegression(A, rng.standard_normal(8)),
-                      on_failure="return")
+                      throw=False)
 
 
 def test_rank_deficient_consistent_and_inconsistent():
@@ -225,7 +226,7 @@ def test_pointwise_product_over_gamma(problem, gamma):
     A, y = np.asarray(p.A), np.asarray(p.y)
     for start in (None, x0):
         pred = predict_limit(PointwiseProduct(gamma), p, start)
-        assert pred.status == "optimal" and pred.kkt_residual <= 1e-10
+        assert pred.status == Status.SUCCESS and pred.kkt_residual <= 1e-10
         z = np.zeros(p.n) if start is None else start
         ref, kkt = mp_limit("mw", gamma, A, y, z, pred.dual)
         assert kkt < KKT_REF and rel(pred.x, ref) <= PREDICT_REL, (gamma, rel(pred.x, ref))
@@ -237,7 +238,7 @@ def test_ham_over_alpha(problem, alpha):
     A, y = np.asarray(p.A), np.asarray(p.y)
     for start in (None, x0):
         pred = predict_limit(HAMGeometry(alpha), p, start)
-        assert pred.status == "optimal" and pred.kkt_residual <= 1e-10
+        assert pred.status == Status.SUCCESS and pred.kkt_residual <= 1e-10
         z = np.zeros(p.n) if start is None else start
         ref, kkt = mp_limit("ham", alpha, A, y, z, pred.dual)
         assert kkt < KKT_REF and rel(pred.x, ref) <= PREDICT_REL, (alpha, rel(pred.x, ref))
@@ -303,7 +304,7 @@ def test_cvxpy_is_right_or_refuses(problem, geometry):
     try:
         pred = predict_limit(geometry, p, solver="cvxpy")
     except PredictionError as err:
-        assert err.prediction is not None and err.prediction.status != "optimal"
+        assert err.prediction is not None and err.prediction.status != Status.SUCCESS
         return
     assert pred.converged
     if pred.solver == "newton":
@@ -360,7 +361,7 @@ def test_classic_u2_minus_v2_scale():
     gaps = []
     for gamma in (2e-6, 2e-24):
         pred = predict_limit(PointwiseProduct(gamma), p)
-        assert pred.status == "optimal" and pred.kkt_residual <= 1e-10
+        assert pred.status == Status.SUCCESS and pred.kkt_residual <= 1e-10
         v = np.arcsinh(pred.x / gamma)
         lam = np.linalg.lstsq(A.T, v, rcond=None)[0]
         assert np.linalg.norm(v - A.T @ lam) <= 1e-10 * np.linalg.norm(v)

@@ -16,6 +16,7 @@ from ._cvxpy import CvxpyPredictor, FormInaccurate
 from ._newton import NEWTON_MAX_ITER, solve_dual, solve_penalised
 from ._oracle import Oracle
 from ._result import CVXPY_KKT_TOL, CVXPY_SOLVER_TOL, NEWTON_KKT_TOL, Prediction, finish, frozen
+from ..status import Status
 from ._validate import check_beta, problem_arrays
 
 __all__ = ["predict_limit"]
@@ -62,7 +63,7 @@ def predict_limit(
     max_iter: int = NEWTON_MAX_ITER,
     cvxpy_solver: str = "CLARABEL",
     cvxpy_tol: float = CVXPY_SOLVER_TOL,
-    on_failure: str = "raise",
+    throw: bool = True,
     _linear: str = "auto",
 ) -> Prediction:
     """Where the flow of ``geometry`` from x₀ ends on an underdetermined least-squares problem.
@@ -102,8 +103,8 @@ def predict_limit(
             exact minimiser itself has residual ~8e-10).
         max_iter: Newton iteration cap (default 200; per continuation stage for β > 0).
         cvxpy_solver, cvxpy_tol: cvxpy solver name and its tolerances (CLARABEL, 1e-10).
-        on_failure: ``"raise"`` (default: :class:`PredictionError`) or ``"return"`` (a
-            Prediction whose ``status`` and ``message`` say what failed).
+        throw: raise :class:`PredictionError` when the status is not ``SUCCESS`` (default)
+            or return the Prediction, whose ``status`` and ``message`` say what failed.
 
     Returns:
         A :class:`Prediction` with the point, duals, solver, status and certificate.
@@ -117,8 +118,8 @@ def predict_limit(
     >>> from hambias import HAMGeometry, LinearRegression
     >>> problem = LinearRegression(np.array([[1.0, 2.0]]), np.array([3.0]))
     >>> p = predict_limit(HAMGeometry(1.0), problem)
-    >>> p.status, bool(p.kkt_residual < 1e-10)
-    ('optimal', True)
+    >>> p.status.name, bool(p.kkt_residual < 1e-10)
+    ('SUCCESS', True)
     """
     A, y = problem_arrays(problem)
     d, n = A.shape
@@ -126,8 +127,6 @@ def predict_limit(
     if solver not in ("auto", "newton", "cvxpy", "closed_form"):
         raise ValueError(
             f"solver must be 'auto', 'newton', 'cvxpy' or 'closed_form', got {solver!r}")
-    if on_failure not in ("raise", "return"):
-        raise ValueError(f"on_failure must be 'raise' or 'return', got {on_failure!r}")
     if beta == 0 and d >= n:
         raise ValueError(
             f"the implicit-bias prediction needs an underdetermined problem, d < n "
@@ -159,7 +158,7 @@ def predict_limit(
             note += f"{err}; solved by dual Newton instead. "
             solver = "newton"
         else:
-            return pr.solve(y, x0, beta=beta, on_failure=on_failure)
+            return pr.solve(y, x0, beta=beta, throw=throw)
     tol = NEWTON_KKT_TOL if kkt_tol is None else kkt_tol
     t0 = time.perf_counter()
     if beta > 0:
@@ -175,26 +174,26 @@ def predict_limit(
         if euclidean and solver in ("auto", "closed_form"):
             x = rs.min_norm(y, x0)
             lam = rs.multipliers(rs.coords(x - x0))
-            name, status, iters, msg = "closed_form", "optimal", 1, ""
+            name, status, iters, msg = "closed_form", Status.SUCCESS, 1, ""
             res = None
         else:
             res = solve_dual(oracle, rs, y, x0, max_iter=max_iter, linear=_linear)
             x, lam, name = res.x, rs.multipliers(res.mu), "newton"
         p, q = equality_residuals(oracle, rs, y, x, x0)
-        if res is not None and res.status == "line_search" and max(p, q) <= tol:
-            res.status, res.note = "optimal", res.note + "stopped at round-off (no further " \
+        if res is not None and res.status == Status.LINE_SEARCH and max(p, q) <= tol:
+            res.status, res.note = Status.SUCCESS, res.note + "stopped at round-off (no further " \
                                                          "decrease). "
     if res is not None:
         status, iters, msg = res.status, res.iterations, res.note
     seconds = time.perf_counter() - t0
     kkt = max(p, q)
-    if status == "optimal" and not kkt <= tol:
-        status = "certificate"
+    if status == Status.SUCCESS and not kkt <= tol:
+        status = Status.CERTIFICATE
         msg += f"KKT residual {kkt:.2e} above tolerance {tol:g}. "
-    message = f"{note}{msg}{name}: status {status}, KKT residual {kkt:.2e} in {iters} iterations"
+    message = f"{note}{msg}{name}: status {status.name}, KKT residual {kkt:.2e} in {iters} iterations"
     return finish(
         dict(x=frozen(x), dual=frozen(lam), solver=name, status=status, message=message,
              primal_residual=p, dual_residual=q, iterations=iters, beta=beta, geometry=geometry,
              x0=frozen(x0), seconds=seconds),
-        on_failure,
+        throw,
     )

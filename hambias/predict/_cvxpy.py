@@ -20,6 +20,7 @@ import numpy as np
 
 from ._certificate import equality_residuals, penalised_residual
 from ._oracle import Oracle
+from ..status import Status
 from ._result import CVXPY_KKT_TOL, CVXPY_SOLVER_TOL, Prediction, finish, frozen
 
 __all__ = ["CvxpyPredictor", "FormInaccurate", "cvxpy_module", "solver_options"]
@@ -81,7 +82,7 @@ class CvxpyPredictor:
     >>> import numpy as np
     >>> from hambias import HAMGeometry
     >>> pr = CvxpyPredictor(HAMGeometry(1.0), np.array([[1.0, 2.0]]))
-    >>> p = pr.solve(np.array([3.0]), on_failure="return")   # exact: x = (0.5, 1.25)
+    >>> p = pr.solve(np.array([3.0]), throw=False)   # exact: x = (0.5, 1.25)
     >>> bool(np.allclose(p.x, [0.5, 1.25], atol=1e-5)), p.kkt_residual < 1e-5
     (True, True)
     """
@@ -132,7 +133,7 @@ class CvxpyPredictor:
         objective = cp.Minimize(self._scale * pot - self._scale * (self._c @ x))
         self._problem = cp.Problem(objective, [self._eq, *cons])
 
-    def solve(self, y, x0=None, *, beta: float = 0.0, on_failure: str = "raise") -> Prediction:
+    def solve(self, y, x0=None, *, beta: float = 0.0, throw: bool = True) -> Prediction:
         """Solve for targets y (and x₀ for β = 0, β for the penalised form); see predict_limit."""
         from ..problems import LinearRegression
 
@@ -177,7 +178,7 @@ class CvxpyPredictor:
                           f"at tolerance {tol:g}. ")
                 if best is None:
                     best = dict(x=np.full(n, np.nan), lam=np.full(d, np.nan), p=np.inf,
-                                q=np.inf, status=str(status), iters=iters)
+                                q=np.inf, status=Status.SOLVER_FAILURE, iters=iters)
                 if not status.startswith("solver_error"):
                     break
                 continue
@@ -187,7 +188,8 @@ class CvxpyPredictor:
             else:
                 p, q = equality_residuals(self._oracle, rs, y, x, x0)
             ok = max(p, q) <= self._kkt_tol
-            cand = dict(x=x, lam=lam, p=p, q=q, status="optimal" if ok else "certificate",
+            cand = dict(x=x, lam=lam, p=p, q=q,
+                        status=Status.SUCCESS if ok else Status.CERTIFICATE,
                         iters=iters)
             if best is None or not np.isfinite(best["p"]) or max(p, q) < max(best["p"], best["q"]):
                 best = cand
@@ -200,13 +202,13 @@ class CvxpyPredictor:
                 break
         seconds = time.perf_counter() - t0
         kkt = max(best["p"], best["q"])
-        msg = f"{notes}{name}: {best['status']}; KKT residual {kkt:.2e}"
+        msg = f"{notes}{name}: {best['status'].name}; KKT residual {kkt:.2e}"
         return finish(
             dict(x=frozen(best["x"]), dual=frozen(best["lam"]), solver=name,
                  status=best["status"], message=msg, primal_residual=best["p"],
                  dual_residual=best["q"], iterations=best["iters"], beta=beta,
                  geometry=self._geometry, x0=frozen(x0), seconds=seconds),
-            on_failure,
+            throw,
         )
 
     def _point(self, A, y, d, beta):

@@ -38,6 +38,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .._rowspace import weighted_gram
+from ..status import Status
 
 __all__ = ["solve_dual", "solve_penalised"]
 
@@ -154,14 +155,14 @@ def _dual_newton(oracle, rs, ytil, phi0, mu, *, max_iter, stop, linear):
     conj, x, h = oracle.dual_point(phi)
     F = conj - mu @ ytil
     if not np.isfinite(F):
-        return _Result(mu, x, 0, "overflow", "the conjugate overflows at the start. ")
+        return _Result(mu, x, 0, Status.OVERFLOW, "the conjugate overflows at the start. ")
     g = rs.coords(x) - ytil
     for it in range(1, max_iter + 1):
         gnorm = np.linalg.norm(g)
         if gnorm <= stop * (scale + np.linalg.norm(rs.coords(x))):
-            return _Result(mu, x, it - 1, "optimal")
+            return _Result(mu, x, it - 1, Status.SUCCESS)
         if not np.all(np.isfinite(h)):
-            return _Result(mu, x, it - 1, "overflow", "∇²R* overflowed. ")
+            return _Result(mu, x, it - 1, Status.OVERFLOW, "∇²R* overflowed. ")
         step, solved = None, False
         rtol = max(min(0.1, gnorm / scale), 1e-3 * stop)
         if _cg_pays(linear, r, h / h_fac, rtol):
@@ -180,7 +181,7 @@ def _dual_newton(oracle, rs, ytil, phi0, mu, *, max_iter, stop, linear):
                 mu, phi, x, h, g = mu + step, phi + dphi, x_t, h_t, g_t
                 F = conj_t - mu @ ytil
                 continue
-            return _Result(mu, x, it - 1, "optimal")
+            return _Result(mu, x, it - 1, Status.SUCCESS)
 
         def value(t, step=step, dphi=dphi):
             return oracle.conjugate(phi + t * dphi) - (mu + t * step) @ ytil
@@ -190,7 +191,7 @@ def _dual_newton(oracle, rs, ytil, phi0, mu, *, max_iter, stop, linear):
         if not np.isfinite(F_t):
             t = _longest_finite(value)
             if t is None:
-                return _Result(mu, x, it, "line_search",
+                return _Result(mu, x, it, Status.LINE_SEARCH,
                                "the line search found no finite point on the Newton ray. ")
             F_t = value(t)
         while True:
@@ -203,7 +204,7 @@ def _dual_newton(oracle, rs, ytil, phi0, mu, *, max_iter, stop, linear):
                 break
             t *= 0.5
             if t < 2.0**-_MIN_STEP_EXPONENT:
-                return _Result(mu, x, it, "line_search", "the line search found no decrease. ")
+                return _Result(mu, x, it, Status.LINE_SEARCH, "the line search found no decrease. ")
             F_t = value(t)
         mu = mu + t * step
         phi = phi + t * dphi
@@ -211,8 +212,8 @@ def _dual_newton(oracle, rs, ytil, phi0, mu, *, max_iter, stop, linear):
         F = conj - mu @ ytil
         g = rs.coords(x) - ytil
     if np.linalg.norm(g) <= stop * (scale + np.linalg.norm(rs.coords(x))):
-        return _Result(mu, x, max_iter, "optimal")
-    return _Result(mu, x, max_iter, "max_iter",
+        return _Result(mu, x, max_iter, Status.SUCCESS)
+    return _Result(mu, x, max_iter, Status.MAX_ITER,
                    f"no convergence in {max_iter} Newton iterations. ")
 
 
@@ -265,7 +266,7 @@ def _primal_newton(oracle, A, y, beta, x, *, max_iter, stop):
         grad = gf + gh
         scale = np.linalg.norm(gf) + np.linalg.norm(gh)
         if np.linalg.norm(grad) <= stop * max(scale, np.finfo(float).tiny):
-            return _Result(None, x, it - 1, "optimal")
+            return _Result(None, x, it - 1, Status.SUCCESS)
         step = _woodbury_step(A, D, grad)
         dec = -(grad @ step)
         if not dec > _DEC_FLOOR * abs(F):
@@ -275,7 +276,7 @@ def _primal_newton(oracle, A, y, beta, x, *, max_iter, stop):
                     np.linalg.norm(grad):
                 x, F = x_t, F_of(x_t)
                 continue
-            return _Result(None, x, it - 1, "optimal")
+            return _Result(None, x, it - 1, Status.SUCCESS)
         t = 1.0
         while True:
             x_t = x + t * step
@@ -288,9 +289,9 @@ def _primal_newton(oracle, A, y, beta, x, *, max_iter, stop):
                 break
             t *= 0.5
             if t < 2.0**-60:
-                return _Result(None, x, it, "line_search", "the line search found no decrease. ")
+                return _Result(None, x, it, Status.LINE_SEARCH, "the line search found no decrease. ")
         x, F = x_t, F_t
-    return _Result(None, x, max_iter, "max_iter",
+    return _Result(None, x, max_iter, Status.MAX_ITER,
                    f"no convergence in {max_iter} Newton iterations. ")
 
 
@@ -347,7 +348,7 @@ def solve_penalised(geometry, oracle_of, A, y, beta, *, max_iter):
     res.iterations += total
     if stages:
         res.note = f"continuation over {len(stages)} easier geometries. " + res.note
-        if res.status == "optimal":
+        if res.status == Status.SUCCESS:
             res.x, refined = _refine_extended(oracle, A, y, beta, res.x)
             res.iterations += refined
             if refined:

@@ -21,6 +21,7 @@ import scipy.linalg as sla
 from ..geometry import Euclidean
 from ._certificate import penalised_residual
 from ._cvxpy import cvxpy_module, solver_options
+from ..status import Status
 from ._oracle import Oracle
 from ._result import CVXPY_KKT_TOL, CVXPY_SOLVER_TOL, Prediction, PredictionError, frozen
 from ._validate import problem_arrays
@@ -109,7 +110,7 @@ def min_l1_interpolant(problem, *, solver: str = "auto", tol: float = CVXPY_SOLV
         q = l1_gap(A, y, x, lam)
         if max(rs.cond * p, q) <= kkt_tol:
             return Prediction(
-                x=frozen(x), dual=frozen(lam), solver=label, status="optimal",
+                x=frozen(x), dual=frozen(lam), solver=label, status=Status.SUCCESS,
                 message=f"{notes}min_l1 by {label} (status {status}); KKT residual "
                 f"{max(p, q):.2e}", primal_residual=p, dual_residual=q, iterations=iters,
                 beta=0.0, geometry=None, x0=frozen(np.zeros(n)), seconds=seconds,
@@ -197,7 +198,7 @@ def ridge(problem, beta: float) -> Prediction:
     x = A.T @ sla.solve(A @ A.T + d * beta * np.eye(d), y, assume_a="pos")
     q = penalised_residual(Oracle(Euclidean()), A, y, x, beta)
     return Prediction(
-        x=frozen(x), dual=frozen((A @ x - y) / d), solver="closed_form", status="optimal",
+        x=frozen(x), dual=frozen((A @ x - y) / d), solver="closed_form", status=Status.SUCCESS,
         message=f"ridge closed form; stationarity residual {q:.2e}", primal_residual=0.0,
         dual_residual=q, iterations=1, beta=beta, geometry=Euclidean(), x0=frozen(np.zeros(n)),
         seconds=time.perf_counter() - t0,
@@ -251,7 +252,7 @@ def lasso(problem, lam: float, *, solver: str = "CLARABEL",
                               f"{CVXPY_KKT_TOL:g}")
     return Prediction(
         x=frozen(xv), dual=frozen((A @ xv - y) / d), solver=f"cvxpy:{solver}",
-        status="optimal", message=f"lasso by cvxpy:{solver} (status {prob.status}); relative "
+        status=Status.SUCCESS, message=f"lasso by cvxpy:{solver} (status {prob.status}); relative "
         f"duality gap {gap:.2e}", primal_residual=0.0, dual_residual=gap,
         iterations=int(prob.solver_stats.num_iters or 0), beta=lam, geometry=None,
         x0=frozen(np.zeros(n)), seconds=seconds,

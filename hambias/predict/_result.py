@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..status import Status, StatusError
+
 __all__ = ["Prediction", "PredictionError", "NEWTON_KKT_TOL", "CVXPY_KKT_TOL",
            "CVXPY_SOLVER_TOL"]
 
@@ -21,14 +23,17 @@ CVXPY_KKT_TOL = 1e-6
 CVXPY_SOLVER_TOL = 1e-10
 
 
-class PredictionError(RuntimeError):
+class PredictionError(StatusError):
     """A prediction failed (solver status, certificate above tolerance).
 
-    The failed :class:`Prediction` is attached as ``.prediction`` for inspection.
+    The failed :class:`Prediction` is attached as ``.prediction`` (and ``.result``) for
+    inspection; ``.status`` is its :class:`~hambias.Status`.
     """
 
-    def __init__(self, message: str, prediction: Prediction | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, prediction: Prediction | None = None,
+                 status: Status = Status.SOLVER_FAILURE):
+        super().__init__(message, prediction.status if prediction is not None else status,
+                         prediction)
         self.prediction = prediction
 
 
@@ -41,8 +46,9 @@ class Prediction:
         dual: multipliers λ of shape (d,): ∇R(x) − ∇R(x₀) = Aᵀλ for β = 0; for β > 0
             λ = (Ax − y)/d, so that Aᵀλ + β∇H(x) = 0.
         solver: ``"newton"``, ``"closed_form"``, ``"cvxpy:CLARABEL"`` …
-        status: ``"optimal"`` or a failure status (``"max_iter"``, ``"line_search"``,
-            ``"certificate"``, a cvxpy status).
+        status: a :class:`~hambias.Status`: ``SUCCESS``, or what failed (``MAX_ITER``,
+            ``LINE_SEARCH``, ``OVERFLOW``, ``CERTIFICATE``, ``SOLVER_FAILURE`` for a cvxpy
+            status other than optimal, named in ``message``).
         message: human-readable account, including any fallback that was taken.
         primal_residual: the normwise backward error ‖Ax − y‖/(‖A‖₂‖x‖ + ‖y‖) (β = 0);
             0 for β > 0 (no constraint).
@@ -58,7 +64,7 @@ class Prediction:
     x: np.ndarray
     dual: np.ndarray
     solver: str
-    status: str
+    status: Status
     message: str
     primal_residual: float
     dual_residual: float
@@ -75,8 +81,8 @@ class Prediction:
 
     @property
     def converged(self) -> bool:
-        """Whether the status is ``"optimal"``."""
-        return self.status == "optimal"
+        """Whether the status is ``SUCCESS`` (the point passed its certificate)."""
+        return self.status == Status.SUCCESS
 
 
 def frozen(a) -> np.ndarray:
@@ -86,9 +92,9 @@ def frozen(a) -> np.ndarray:
     return a
 
 
-def finish(pred_kwargs: dict, on_failure: str) -> Prediction:
+def finish(pred_kwargs: dict, throw: bool) -> Prediction:
     """Build the Prediction; raise :class:`PredictionError` for a failure if asked."""
     pred = Prediction(**pred_kwargs)
-    if pred.status != "optimal" and on_failure == "raise":
-        raise PredictionError(pred.message, pred)
+    if pred.status != Status.SUCCESS and throw:
+        raise PredictionError(f"{pred.status.message}: {pred.message}", pred)
     return pred
