@@ -15,15 +15,18 @@ from .geometry import (
     gamma_from_init,
     mw_flow_time,
 )
-from .iterates import (
+from .iterates import IterateResult, run_iterates
+from .methods import (
     GD,
+    AbstractMethod,
     ExpStep,
     GDHyp,
-    IterateResult,
     MirrorDescent,
     MWGradientDescent,
     OptaxMethod,
-    run_iterates,
+    make_method,
+    method_names,
+    register_method,
 )
 from .optimizers import ham, ham_sam, ham_wrapper_faithful
 from .predict import (
@@ -37,6 +40,7 @@ from .predict import (
     ridge,
 )
 from .problems import AbstractProblem, LinearRegression, LossProblem, RowSpace, sparse_regression
+from .networks import DiagonalNetwork, diagonal_network
 from .status import Status, StatusError
 from .sweep import SweepConfig, load_config, open_sweep, phase_table, run_sweep, stability_boundary
 
@@ -44,11 +48,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AbstractGeometry",
+    "AbstractMethod",
     "AbstractProblem",
     "compare",
     "Comparison",
     "convergence_order",
     "CvxpyPredictor",
+    "DiagonalNetwork",
+    "diagonal_network",
     "Euclidean",
     "ExpStep",
     "flow_vector_field",
@@ -63,6 +70,8 @@ __all__ = [
     "IterateResult",
     "kkt_residuals",
     "lasso",
+    "make_method",
+    "method_names",
     "LinearRegression",
     "load_config",
     "LossProblem",
@@ -77,6 +86,7 @@ __all__ = [
     "predict_limit",
     "Prediction",
     "PredictionError",
+    "register_method",
     "ridge",
     "RowSpace",
     "run_iterates",

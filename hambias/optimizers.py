@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .geometry import _is_concrete
-from .iterates import hyperbolic_step
+from ._validate import is_concrete as _is_concrete
+from .methods import hyperbolic_step
 
 __all__ = ["HamState", "ham", "ham_wrapper_faithful", "ham_sam"]
 
@@ -111,7 +111,7 @@ def ham(
 
     returned as the update θ_{k+1} − θ_k.  With ``base=None`` the base is
     ``optax.sgd(learning_rate)`` and the iterates are those of
-    :class:`hambias.iterates.GDHyp` (up to one rounding per step from forming
+    :class:`hambias.GDHyp` (up to one rounding per step from forming
     θ_{k+1} − θ_k).  The hyperbolic step uses the raw gradient g_k and step size η =
     ``learning_rate`` (at the current count if it is a schedule), whatever the base.
 

@@ -31,7 +31,6 @@ from matplotlib.ticker import NullFormatter, NullLocator
 __all__ = [
     "close_figure",
     "new_figure",
-    "phase_main",
     "plot_bregman_shapes",
     "plot_convergence_order",
     "plot_curves",
@@ -732,37 +731,3 @@ def sweep_phase_diagrams(path_or_dataset, out_dir, *, prefix: str | None = None)
         paths.append(save_figure(fig, out_dir / f"{prefix}_{stem}.png", meta=meta))
         close_figure(fig)
     return paths
-
-
-def phase_main(argv: list[str] | None = None) -> int:
-    """``hambias phase PATH [--out DIR] [--prefix NAME]``: phase diagrams of a stored sweep.
-
-    Writes :func:`sweep_phase_diagrams` of the sweep at PATH into DIR (default
-    ``figures/sweeps``) and prints the paths.  Returns 0 when at least one diagram
-    was written, 1 when the sweep's axes allow none, 2 on a bad PATH.
-    """
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(
-        prog="hambias phase",
-        description="Draw the phase diagrams (recovery over (α, initial scale) and (n, k), "
-        "convergence time over (α, η) with the stability boundary) of a stored sweep.")
-    parser.add_argument("path", help="sweep directory (the --out of hambias sweep)")
-    parser.add_argument("--out", default="figures/sweeps",
-                        help="output folder (default: figures/sweeps)")
-    parser.add_argument("--prefix", default=None,
-                        help="file-name prefix (default: the sweep directory's name)")
-    args = parser.parse_args(argv)
-    try:
-        paths = sweep_phase_diagrams(args.path, args.out, prefix=args.prefix)
-    except (ValueError, OSError) as err:
-        print(f"hambias phase: error: {err}", file=sys.stderr)
-        return 2
-    for p in paths:
-        print(p)
-    if not paths:
-        print(f"hambias phase: {args.path}: no diagram applies (each needs >= 2 values on both "
-              f"axes: alpha x init_scale, n x k, alpha x eta)", file=sys.stderr)
-        return 1
-    return 0

@@ -34,6 +34,10 @@ class AbstractProblem(eqx.Module):
         """Hessian-vector product ∇²f(x) v."""
         return jax.jvp(self.grad, (jnp.asarray(x),), (jnp.asarray(v),))[1]
 
+    def loss_and_grad(self, x: ArrayLike) -> tuple[Array, Array]:
+        """(f(x), ∇f(x)); problems override it to share work between the two."""
+        return self.loss(x), self.grad(x)
+
 
 class LossProblem(AbstractProblem):
     """Wrap any scalar JAX function ``fn(x)`` as a problem (gradients by autodiff).
@@ -156,6 +160,10 @@ class LinearRegression(AbstractProblem):
 
     def grad(self, x):
         return self.A.T @ self.residual(x) / self.d
+
+    def loss_and_grad(self, x):
+        r = self.residual(x)
+        return 0.5 * jnp.dot(r, r) / self.d, self.A.T @ r / self.d
 
     def hvp(self, x, v):
         return self.A.T @ (self.A @ self._check_point(v, "v")) / self.d

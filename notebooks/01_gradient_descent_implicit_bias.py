@@ -23,7 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import hambias as hb
-from hambias.iterates import GD, OptaxMethod, run_iterates
+from hambias.iterates import run_iterates
+from hambias.methods import GD, OptaxMethod
 
 QUICK = os.environ.get("HAMBIAS_QUICK", "0") == "1"  # small problems for the test suite
 print(f"quick mode: {QUICK}")

@@ -28,7 +28,8 @@ import numpy as np
 
 import hambias as hb
 from hambias import plots as hp
-from hambias.iterates import GDHyp, MWGradientDescent, OptaxMethod, run_iterates
+from hambias.iterates import run_iterates
+from hambias.methods import GDHyp, MWGradientDescent, OptaxMethod
 from hambias.optimizers import ham
 from hambias.predict import min_l1_interpolant, predict_limit
 

@@ -33,7 +33,8 @@ import numpy as np
 import hambias as hb
 from hambias import plots as hp
 from hambias.flow import solve_flow
-from hambias.iterates import GD, GDHyp, MWGradientDescent, exp_step, gd_hyp_step, run_iterates
+from hambias.iterates import run_iterates
+from hambias.methods import GD, GDHyp, MWGradientDescent, exp_step, gd_hyp_step
 
 QUICK = os.environ.get("HAMBIAS_QUICK", "0") == "1"  # smaller problem for the test suite
 print(f"quick mode: {QUICK}")

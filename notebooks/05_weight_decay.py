@@ -29,7 +29,8 @@ import numpy as np
 
 import hambias as hb
 from hambias import plots as hp
-from hambias.iterates import GD, GDHyp, run_iterates
+from hambias.iterates import run_iterates
+from hambias.methods import GD, GDHyp
 from hambias.predict import lasso, predict_limit, ridge
 
 QUICK = os.environ.get("HAMBIAS_QUICK", "0") == "1"  # smaller problem and sweeps for tests

@@ -340,47 +340,15 @@ def make_main(run: Callable, doc: str | None, default_seed: int) -> Callable:
     return main
 
 
-def _loop_impl(step, x0, steps, args):
-    import jax
-
-    return jax.lax.fori_loop(0, steps, lambda _, x: step(x, *args), x0)
-
-
-_LOOP_CACHE: dict = {}
-
-
-def scan_steps(step: Callable, x0, steps: int, *args):
-    """Apply ``x ← step(x, *args)`` ``steps`` times in one jitted loop; the final x.
-
-    A thin harness for the toolkit's pure step kernels.  ``step`` should be a
-    module-level function: the compiled loop is cached per function, and the
-    number of steps is a run-time value (no recompilation when it changes).
-    """
-    import jax
-
-    if step not in _LOOP_CACHE:
-        _LOOP_CACHE[step] = jax.jit(lambda x, n, *a: _loop_impl(step, x, n, a))
-    return _LOOP_CACHE[step](x0, int(steps), *args)
-
-
-def _ls_gd_hyp(x, A, y, eta, alpha, beta, star):
-    import jax
-
-    from hambias.iterates import gd_hyp_step
-
-    g = A.T @ (A @ x - y) / A.shape[0]
-    return jax.lax.cond(star, lambda: gd_hyp_step(x, g, eta, alpha, beta, star=True),
-                        lambda: gd_hyp_step(x, g, eta, alpha, beta, star=False))
-
-
 def ham_iterates(problem, x0, *, eta: float, alpha: float, steps: int, beta: float = 0.0,
                  star: bool = True):
-    """Final point of ``steps`` GD+HYP* (or HYP) steps on a least-squares problem (numpy)."""
-    import jax.numpy as jnp
+    """Final point of ``steps`` GD+HYP* (or HYP) steps (numpy): :class:`hambias.GDHyp` run by
+    :func:`hambias.run_iterates` (one compiled program for every step count and η)."""
+    from hambias import GDHyp, run_iterates
 
-    x0 = jnp.asarray(x0, dtype=problem.A.dtype)
-    return np.asarray(scan_steps(_ls_gd_hyp, x0, steps, problem.A, problem.y, eta, alpha, beta,
-                                 star))
+    res = run_iterates(GDHyp(eta, alpha, beta, star), problem, x0, steps=int(steps),
+                       record_every=max(int(steps), 1), record_x=False)
+    return np.asarray(res.x)
 
 
 def ham_step_size(problem, alpha: float, x_scale: float, *, c: float = 0.5) -> float:

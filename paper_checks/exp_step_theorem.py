@@ -18,7 +18,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from hambias import sparse_regression
-from hambias.iterates import exp_step, gd_hyp_step
+from hambias.methods import exp_step, gd_hyp_step
 
 from ._core import claim_range, claim_true, group, loglog_slope, make_check
 

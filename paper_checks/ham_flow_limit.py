@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hambias import HAMGeometry, sparse_regression
-from hambias.iterates import gd_hyp_step
+from hambias.methods import gd_hyp_step
 
 from ._core import (
     claim_range,

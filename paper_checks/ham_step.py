@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hambias import sparse_regression
-from hambias.iterates import gd_hyp_step
+from hambias.methods import gd_hyp_step
 
 from ._core import claim_range, claim_true, group, make_check, needs
 
@@ -52,7 +52,8 @@ def _kernel(ctx):
 @group("§2", "optax ham(η, α, β) reproduces the GD+HYP* iterates")
 def _optax(ctx):
     ham = needs("optimizers", "ham")
-    run_iterates, GDHyp, OptaxMethod = needs("iterates", "run_iterates", "GDHyp", "OptaxMethod")
+    run_iterates = needs("iterates", "run_iterates")
+    GDHyp, OptaxMethod = needs("methods", "GDHyp", "OptaxMethod")
     prob, _ = sparse_regression(jax.random.key(ctx.seed), 10, 30, 3)
     x0 = jax.random.normal(jax.random.key(ctx.seed + 1), (30,))
     eta, alpha, beta = 0.01, 2.0, 0.05

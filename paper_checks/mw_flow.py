@@ -49,7 +49,8 @@ def _setup(ctx):
 @group("§5", "GD on (m, w) from m₀² − w₀² = 2γ ends at argmin D_{ψ_γ}(x, x₀) with γ = "
        "|m₀² − w₀²|/2, not at the γ = |m₀² − w₀²| prediction")
 def _limit(ctx):
-    run_iterates, MW = needs("iterates", "run_iterates", "MWGradientDescent")
+    run_iterates = needs("iterates", "run_iterates")
+    MW = needs("methods", "MWGradientDescent")
     predict_limit = needs("predict", "predict_limit")
     prob = _setup(ctx)
     x0 = 0.1 * jax.random.normal(jax.random.key(ctx.seed + 1), (prob.n,))
@@ -84,7 +85,8 @@ def _limit(ctx):
 
 @group("§5", "with weight decay λ, c = m² − w² decays as c₀e^{−4λt} (the ICLR reading, not −λt)")
 def _weight_decay(ctx):
-    run_iterates, MW = needs("iterates", "run_iterates", "MWGradientDescent")
+    run_iterates = needs("iterates", "run_iterates")
+    MW = needs("methods", "MWGradientDescent")
     prob = _setup(ctx)
     x0 = 0.1 * jax.random.normal(jax.random.key(ctx.seed + 1), (prob.n,))
     eta, lam_wd, T = 1e-3, 0.5, 2.0

@@ -136,7 +136,8 @@ def _figures(ctx):
                       styles={"bound exp(−λt)": "k:"}, title="flows under PL")
     a1.set_ylim(1e-16, 2.0)
     # flow vs iterates: GD+HYP* (α = 1) against its flow, loss and distance to the limit
-    run_iterates, GDHyp = needs("iterates", "run_iterates", "GDHyp")
+    run_iterates = needs("iterates", "run_iterates")
+    GDHyp = needs("methods", "GDHyp")
     predict_limit = needs("predict", "predict_limit")
     alpha = 1.0
     ref = np.asarray(predict_limit(HAMGeometry(alpha), prob, x0).x)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hambias.iterates import gd_hyp_step
+from hambias.methods import gd_hyp_step
 
 from ._core import (
     claim_range,
@@ -160,7 +160,8 @@ def _flip_figure(ctx):
     """Sign flips over training of GD, GD+HYP and GD+HYP* on a sparse regression."""
     from hambias import plots, sparse_regression
 
-    run_iterates, GD, GDHyp = needs("iterates", "run_iterates", "GD", "GDHyp")
+    run_iterates = needs("iterates", "run_iterates")
+    GD, GDHyp = needs("methods", "GD", "GDHyp")
     d, n = (10, 40) if ctx.quick else (20, 100)
     prob, _ = sparse_regression(jax.random.key(ctx.seed), d, n, 5)
     x0 = jax.random.normal(jax.random.key(ctx.seed + 2), (n,)) / np.sqrt(n)

@@ -61,13 +61,13 @@ def _verdicts(ctx, label, make):
 
 @group("§11", "GD+HYP* converges iff η(1 + α|θ*|)λ_max < 2 (1-D, α = 200, θ* = 2.5)")
 def _plain(ctx):
-    GDHyp = needs("iterates", "GDHyp")
+    GDHyp = needs("methods", "GDHyp")
     return _verdicts(ctx, "GD+HYP*", lambda eta: GDHyp(eta, ALPHA))
 
 
 @group("§11", "the same threshold holds with the official wrapper's ±5 exponent clamp")
 def _clamped(ctx):
-    OptaxMethod = needs("iterates", "OptaxMethod")
+    OptaxMethod = needs("methods", "OptaxMethod")
     ham_wrapper_faithful = needs("optimizers", "ham_wrapper_faithful")
     return _verdicts(ctx, "wrapper (clamp ±5)", lambda eta: OptaxMethod(ham_wrapper_faithful(
         eta, ALPHA, 0.0, clamp=5.0, max_norm=None, min_ndim=0)))

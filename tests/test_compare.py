@@ -10,7 +10,7 @@ import pytest
 
 from hambias import HAMGeometry, sparse_regression
 from hambias.compare import Comparison, compare, convergence_order
-from hambias.iterates import gd_hyp_step
+from hambias.methods import gd_hyp_step
 from hambias.predict import predict_limit
 from hambias.status import Status
 

@@ -7,7 +7,8 @@ import optax
 import pytest
 
 from hambias import LinearRegression
-from hambias.iterates import GDHyp, OptaxMethod, gd_hyp_step, hyperbolic_step, run_iterates
+from hambias.iterates import run_iterates
+from hambias.methods import GDHyp, OptaxMethod, gd_hyp_step, hyperbolic_step
 from hambias.optimizers import ham, ham_sam, ham_wrapper_faithful
 
 # optax returns the update u = θ_{k+1} − θ_k and apply_updates forms θ_k + u: two

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hambias import plots
+from hambias.cli import phase_main
 
 
 def test_save_figure_writes_png_and_sidecar(tmp_path):
@@ -209,12 +210,12 @@ def test_sweep_without_the_axes_yields_no_diagram(tmp_path, capsys):
     _run(_FLAT_SWEEP, tmp_path / "flat")
     assert plots.sweep_phase_diagrams(tmp_path / "flat", tmp_path / "figs") == []
     assert not (tmp_path / "figs").exists()
-    assert plots.phase_main([str(tmp_path / "flat"), "--out", str(tmp_path / "figs")]) == 1
+    assert phase_main([str(tmp_path / "flat"), "--out", str(tmp_path / "figs")]) == 1
     assert "no diagram applies" in capsys.readouterr().err
-    assert plots.phase_main([str(tmp_path / "missing")]) == 2
+    assert phase_main([str(tmp_path / "missing")]) == 2
 
 
 def test_phase_main_writes_into_out(full_sweep, tmp_path, capsys):
-    assert plots.phase_main([str(full_sweep), "--out", str(tmp_path), "--prefix", "p"]) == 0
+    assert phase_main([str(full_sweep), "--out", str(tmp_path), "--prefix", "p"]) == 0
     printed = capsys.readouterr().out.split()
     assert sorted(printed) == sorted(str(p) for p in tmp_path.glob("p_*.png")) and len(printed) == 3

@@ -18,7 +18,7 @@ from scipy.optimize import linprog
 from hambias import Euclidean, HAMGeometry, LinearRegression, PointwiseProduct, sparse_regression
 from hambias.status import Status
 from hambias.geometry import AbstractGeometry
-from hambias.iterates import gd_hyp_step
+from hambias.methods import gd_hyp_step
 from hambias.predict import (
     CvxpyPredictor,
     Prediction,

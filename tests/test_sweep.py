@@ -13,22 +13,23 @@ import jax
 import numpy as np
 import pytest
 
-from hambias import Euclidean, HAMGeometry, LinearRegression
-from hambias.iterates import GD, ExpStep, GDHyp, exp_step, gd_hyp_step, run_iterates
+from hambias import Euclidean, HAMGeometry, LinearRegression, make_method
+from hambias.cli import available_cores, sweep_main
+from hambias.iterates import run_iterates
+from hambias.methods import exp_step, gd_hyp_step
 from hambias.predict import predict_limit
+from hambias.status import Status
 from hambias.sweep import (
-    PRED_CONVERGED,
-    PRED_NONE,
     SweepConfig,
-    _available_cores,
-    _problem,
     load_config,
     open_sweep,
     phase_table,
     run_sweep,
     stability_boundary,
-    sweep_main,
 )
+from hambias.sweep.data import draw
+
+PRED_CONVERGED, PRED_NONE = Status.SUCCESS, Status.NOT_COMPUTED
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +64,12 @@ def _cfg(**over):
     return SweepConfig.from_dict(raw)
 
 
+def _problem(cfg, seed, dnk_index=0):
+    """(A, y, x*, λ_max, z) of a point's problem, as the sweep draws it."""
+    dr = draw(cfg, dnk_index, seed)
+    return dr.A, dr.y, dr.x_star, dr.lam_max, dr.z
+
+
 def _write(tmp_path, text, name="c.toml"):
     p = tmp_path / name
     p.write_text(text)
@@ -75,18 +82,19 @@ def _write(tmp_path, text, name="c.toml"):
 @pytest.mark.parametrize(
     "grid, steps, extra, match",
     [
-        ({"eta": [0.1], "dnk": [4, 8, 2], "gamma": [1.0]}, 10, {}, "unknown grid axis"),
-        ({"eta": [-0.1], "dnk": [4, 8, 2]}, 10, {}, "'eta' needs values > 0"),
-        ({"eta": [0.0], "dnk": [4, 8, 2]}, 10, {}, "'eta' needs values > 0"),
-        ({"eta": [], "dnk": [4, 8, 2]}, 10, {}, "'eta' is empty"),
-        ({"eta": [0.1], "dnk": [4, 8, 2], "seed": []}, 10, {}, "'seed' is empty"),
+        ({"eta": [0.1], "dnk": [4, 8, 2], "gamma": [1.0]}, 10, {},
+         r"\[grid\] gamma: Extra inputs are not permitted"),
+        ({"eta": [-0.1], "dnk": [4, 8, 2]}, 10, {}, r"\[grid\] eta: needs values > 0"),
+        ({"eta": [0.0], "dnk": [4, 8, 2]}, 10, {}, r"\[grid\] eta: needs values > 0"),
+        ({"eta": [], "dnk": [4, 8, 2]}, 10, {}, r"\[grid\] eta: is empty"),
+        ({"eta": [0.1], "dnk": [4, 8, 2], "seed": []}, 10, {}, r"\[grid\] seed: is empty"),
         ({"eta": [0.1], "dnk": [9, 8, 2]}, 10, {}, "0 < d < n"),
-        ({"eta": [0.1], "dnk": [4, 8, 2], "method": ["adam"]}, 10, {}, "unknown method"),
+        ({"eta": [0.1], "dnk": [4, 8, 2], "method": ["adam"]}, 10, {}, "unknown method 'adam'"),
         ({"eta": [0.1], "dnk": [4, 8, 2], "alpha": [1.0, 1.0]}, 10, {}, "repeated"),
-        ({"eta": [0.1], "dnk": [4, 8, 2]}, 0, {}, "positive integer"),
-        ({"dnk": [4, 8, 2]}, 10, {}, "'eta' is required"),
+        ({"eta": [0.1], "dnk": [4, 8, 2]}, 0, {}, "steps: Input should be greater than or equal"),
+        ({"dnk": [4, 8, 2]}, 10, {}, r"\[grid\] eta: Field required"),
         ({"eta": [0.1], "dnk": [4, 8, 2]}, 10, {"record": {"loss_every": 3}}, "divisor"),
-        ({"eta": [0.1], "dnk": [4, 8, 2]}, 10, {"colour": 1}, "unknown config key"),
+        ({"eta": [0.1], "dnk": [4, 8, 2]}, 10, {"colour": 1}, "colour: Extra inputs"),
         # 2 000 000 points of a 200 x 1000 problem with one chunk: far beyond 64 MiB.
         ({"eta": [0.1], "dnk": [200, 1000, 5], "seed": list(range(2000)),
           "alpha": [float(a) for a in range(1000)]}, 10,
@@ -101,7 +109,7 @@ def test_bad_configs_are_refused_before_any_work(tmp_path, grid, steps, extra, m
 def test_bad_config_through_the_command_line(tmp_path, capsys):
     cfg = _write(tmp_path, 'steps = 10\n[grid]\neta = [-1.0]\ndnk = [4, 8, 2]\n')
     assert sweep_main([str(cfg), "--out", str(tmp_path / "out")]) == 2
-    assert "'eta' needs values > 0" in capsys.readouterr().err
+    assert "[grid] eta: needs values > 0" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing was started
     bad = _write(tmp_path, "steps = [", "bad.toml")
     with pytest.raises(ValueError, match="not valid TOML"):
@@ -126,7 +134,7 @@ def test_command_line_shards_over_one_cpu_device_per_core_or_as_asked(tmp_path):
     # on each of two, padded to 2 on the third) the bits are the same.
     cfg = _write(tmp_path, _CLI_CONFIG)
     env = {**os.environ, "XLA_FLAGS": ""}
-    runs = {"default": ([], _available_cores()), "one": (["--cpu-devices", "1"], 1),
+    runs = {"default": ([], available_cores()), "one": (["--cpu-devices", "1"], 1),
             "three": (["--cpu-devices", "3"], 3)}
     for name, (extra, ndev) in runs.items():
         res = subprocess.run([sys.executable, "-m", "hambias.sweep", str(cfg), "--out",
@@ -176,16 +184,16 @@ def _loop(A, y, x, alpha, eta, beta, *, method, steps):
         g = A.T @ (A @ x - y) / d  # one point, matvecs
         if method == "exp":
             return exp_step(x, g, eta, beta)
-        a = 0.0 if method == "gd" else alpha
-        return gd_hyp_step(x, g, eta, a, beta, star=method != "hyp")
+        if method == "gd":  # GD with coupled weight decay
+            return x - eta * (g + beta * x)
+        return gd_hyp_step(x, g, eta, alpha, beta, star=method != "hyp")
 
     return jax.lax.fori_loop(0, steps, body, x)
 
 
 def _loop_reference(cfg, method, seed, alpha, eta, scale, beta):
     """A plain per-point loop with the iterates kernels and matvecs."""
-    d, n, k = cfg.grid["dnk"][0]
-    A, y, _, _, z = _problem(seed, d, n, k, cfg.design, cfg.noise, cfg.dtype)
+    A, y, _, _, z = _problem(cfg, seed)
     return np.asarray(_loop(A, y, scale * z, alpha, eta, beta, method=method, steps=cfg.steps))
 
 
@@ -203,7 +211,7 @@ def test_batched_runs_equal_per_point_loops(tmp_path, shared):
                               float(pt.eta), float(pt.init_scale), float(pt.beta))
         np.testing.assert_allclose(pt.x.values, ref, rtol=0, atol=BATCH_VS_LOOP_ATOL)
         d = cfg.grid["dnk"][0][0]
-        A, y = _problem(int(pt.seed), *cfg.grid["dnk"][0], cfg.design, cfg.noise, cfg.dtype)[:2]
+        A, y = _problem(cfg, int(pt.seed))[:2]
         loss = 0.5 * np.sum((A @ ref - y) ** 2) / d
         np.testing.assert_allclose(pt.loss.values, loss, rtol=1e-10)
 
@@ -215,26 +223,17 @@ def test_batched_runs_equal_per_point_loops(tmp_path, shared):
 DYNAMICS_API_RTOL = 1e-12
 
 
-def _dynamics_method(method, eta, alpha, beta):
-    """The hambias.iterates method whose step is the sweep's step for ``method``."""
-    if method in ("hyp_star", "hyp"):
-        return GDHyp(eta, alpha, beta, star=method == "hyp_star")
-    if method == "gd":  # the sweep's decay is multiplicative, θ ← (θ − ηg)e^{−ηβ}: GDHyp at α = 0
-        return GD(eta) if beta == 0 else GDHyp(eta, 0.0, beta)
-    return ExpStep(eta, beta)
-
-
 def test_batched_results_equal_the_dynamics_api(tmp_path):
     cfg = _cfg(seed=[3], beta=[0.0, 0.1], chunk_size=64)
     run_sweep(cfg, tmp_path / "s", quiet=True)
     ds = open_sweep(tmp_path / "s", gridded=False)
     d, n, k = cfg.grid["dnk"][0]
-    A, y, _, _, z = _problem(3, d, n, k, cfg.design, cfg.noise, cfg.dtype)
+    A, y, _, _, z = _problem(cfg, 3)
     problem = LinearRegression(A, y)
     for p in range(cfg.n_points):  # every method, α ∈ {0, 2}, x₀ ∈ {0, 0.3z}, β ∈ {0, 0.1}
         pt = ds.isel(point=p)
-        method = _dynamics_method(str(pt.method.values), float(pt.eta), float(pt.alpha),
-                                  float(pt.beta))
+        method = make_method(str(pt.method.values), eta=float(pt.eta), alpha=float(pt.alpha),
+                             beta=float(pt.beta))
         ref = run_iterates(method, problem, float(pt.init_scale) * z, steps=cfg.steps,
                            record_every=cfg.steps, record_x=False)
         assert not bool(ref.diverged) and not bool(pt.diverged)
@@ -251,7 +250,8 @@ def test_batched_results_equal_the_dynamics_api(tmp_path):
 
 def test_divergence_is_recorded_per_point_and_matches_the_stability_boundary(tmp_path):
     # Gradient descent (α = 0) on least squares diverges exactly when η λ_max > 2.
-    lam = _problem(0, 5, 12, 2, "gaussian", 0.0, "float64")[3]
+    lam = _problem(SweepConfig.from_dict({"steps": 1, "grid": {"eta": [1.0],
+                                                                "dnk": [5, 12, 2]}}), 0)[3]
     etas = [f * 2 / lam for f in (0.5, 0.9, 1.1, 2.0)]
     cfg = SweepConfig.from_dict({"steps": 400, "grid": {
         "eta": etas, "alpha": [0.0], "dnk": [5, 12, 2], "method": ["gd"]}})
@@ -274,14 +274,23 @@ def test_predictions_satisfy_kkt_and_closed_forms(tmp_path):
     run_sweep(cfg, tmp_path / "s", quiet=True)
     ds = open_sweep(tmp_path / "s", gridded=False)
     d, n, k = cfg.grid["dnk"][0]
-    A, y, _, _, z = _problem(0, d, n, k, "gaussian", 0.0, "float64")
+    A, y, _, _, z = _problem(cfg, 0)
+    problem = LinearRegression(A, y)
     for p in range(cfg.n_points):
         pt = ds.isel(point=p)
         method, a, b, s = str(pt.method.values), float(pt.alpha), float(pt.beta), float(
             pt.init_scale)
-        if method == "exp" or a < 0:
+        if method == "exp":  # the exponential step from x₀ has no Legendre limit (γ = 0)
             assert int(pt.prediction_status) == PRED_NONE
             continue
+        if method != "gd" and a < 0 and b == 0:
+            # α < 0: a limit exactly when an interpolant lies inside the box |x| < 1/|α|
+            inside = problem.box_ratio(np.full(n, 1 / abs(a))) < 1 and np.all(np.abs(a * s * z)
+                                                                              < 1)
+            assert int(pt.prediction_status) == (PRED_CONVERGED if inside
+                                                 else Status.NO_STEADY_STATE)
+            if not inside:
+                continue
         assert int(pt.prediction_status) == PRED_CONVERGED
         a = 0.0 if method == "gd" else a
         xp = pt.x_pred.values
@@ -305,9 +314,10 @@ def test_predictions_satisfy_kkt_and_closed_forms(tmp_path):
 
 def test_predictions_are_predict_limit_calls(tmp_path):
     # The sweep stores exactly what predict_limit returns for each point's (geometry, x0, beta):
-    # Euclidean for "gd" and for alpha = 0, HAMGeometry(alpha) otherwise, x0 ignored for beta > 0.
-    # Same code on the same float64 inputs, so the match is bitwise; the independent checks of
-    # the points (KKT, closed forms) are in test_predictions_satisfy_kkt_and_closed_forms.
+    # the method's implicit bias (Euclidean for "gd", HAMGeometry(alpha) for "hyp_star"), x0
+    # ignored for beta > 0.  Same code on the same float64 inputs, so the match is bitwise; the
+    # independent checks of the points (KKT, closed forms) are in
+    # test_predictions_satisfy_kkt_and_closed_forms.
     kw = dict(method=["hyp_star", "gd"], alpha=[0.0, 3.0, 300.0], beta=[0.0, 0.2], seed=[0],
               init_scale=[0.0, 0.3], steps=10, record={"x": True})
     run_sweep(_cfg(**kw), tmp_path / "a", quiet=True)
@@ -315,13 +325,11 @@ def test_predictions_are_predict_limit_calls(tmp_path):
     a, b = open_sweep(tmp_path / "a", gridded=False), open_sweep(tmp_path / "b", gridded=False)
     np.testing.assert_array_equal(a.x_pred.values, b.x_pred.values)  # the two names: one solver
     assert np.all(a.prediction_status.values == PRED_CONVERGED)
-    d, n, k = _cfg().grid["dnk"][0]
-    A, y, _, _, z = _problem(0, d, n, k, "gaussian", 0.0, "float64")
+    A, y, _, _, z = _problem(_cfg(), 0)
     problem = LinearRegression(A, y)
     for p in range(a.sizes["point"]):
         pt = a.isel(point=p)
-        alpha = 0.0 if str(pt.method.values) == "gd" else float(pt.alpha)
-        geo = Euclidean() if alpha == 0 else HAMGeometry(alpha)
+        geo = Euclidean() if str(pt.method.values) == "gd" else HAMGeometry(float(pt.alpha))
         ref = predict_limit(geo, problem, float(pt.init_scale) * z, beta=float(pt.beta),
                             solver="newton")
         np.testing.assert_array_equal(pt.x_pred.values, ref.x)
@@ -428,11 +436,12 @@ import sys, jax
 jax.config.update("jax_enable_x64", True)
 import hambias.sweep as sweep
 assert len(jax.devices()) == 2, jax.devices()
-cfg, layout, used = sweep.load_config(sys.argv[1]), sweep._layout, set()
-sweep._layout = lambda *a: used.add(layout(*a)) or layout(*a)
+import hambias.sweep.engine as engine
+cfg, layout, used = sweep.load_config(sys.argv[1]), engine.layout, set()
+engine.layout = lambda *a: used.add(layout(*a)) or layout(*a)
 for block, one, two in zip(("cache", 4, 1, None), sys.argv[2::2], sys.argv[3::2]):
     if block != "cache":  # blocks of 4 or 1 rows, or none (the accelerator layout)
-        sweep._block_rows = lambda *a: block
+        engine.block_rows = lambda *a: block
     sweep.run_sweep(cfg, one, devices=jax.devices()[:1], quiet=True)
     sweep.run_sweep(cfg, two, quiet=True)
 print(sorted(used))
@@ -524,17 +533,17 @@ def test_cache_blocked_runs_equal_whole_batch_runs(tmp_path, monkeypatch, shared
     # which differently sized matmuls sum (BATCH_VS_LOOP_ATOL), and the same integers.  One
     # chunk of 64 points: one problem and two methods (two shared-A batches of 32 rows) or
     # two problems (one per-point-A batch of 64 rows).
-    from hambias import sweep
+    from hambias.sweep import engine
 
     cfg = _cfg(seed=[3] if shared else [0, 1], alpha=[0.0, 0.5, 2.0, 8.0], eta=[0.02, 0.05],
                init_scale=[0.0, 0.3], beta=[0.0, 0.1],
                method=["hyp_star", "hyp"] if shared else ["hyp_star"], chunk_size=64)
     whole = 32 if shared else 64
-    layout, used = sweep._layout, []
-    monkeypatch.setattr(sweep, "_layout", lambda *a: used.append(layout(*a)) or used[-1])
+    layout, used = engine.layout, []
+    monkeypatch.setattr(engine, "layout", lambda *a: used.append(layout(*a)) or used[-1])
     out = {}
     for rows in (None, 8, 16):
-        monkeypatch.setattr(sweep, "_block_rows", lambda *a, rows=rows: rows or 2**20)
+        monkeypatch.setattr(engine, "block_rows", lambda *a, rows=rows: rows or 2**20)
         used.clear()
         run_sweep(cfg, tmp_path / str(rows), quiet=True, devices=jax.local_devices()[:1])
         assert set(used) == {(1, whole, rows or whole)}, used

@@ -14,7 +14,7 @@ import sympy as sp
 
 from hambias import symbolic as sym
 from hambias.geometry import HAMGeometry
-from hambias.iterates import gd_hyp_step
+from hambias.methods import gd_hyp_step
 
 X, X0, PHI, A, B, GAM, ETA, G = (
     sym.X, sym.X0, sym.PHI, sym.ALPHA, sym.BETA, sym.GAMMA, sym.ETA, sym.G
