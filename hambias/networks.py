@@ -47,7 +47,7 @@ from jaxtyping import Array
 
 from ._validate import check_bounds, check_vector
 from .geometry import PointwiseProduct
-from .methods import AbstractMethod
+from .methods import AbstractMethod, mw_effective_bias
 
 __all__ = ["DiagonalNetwork", "NetworkGD", "diagonal_network", "KINDS", "LOSSES"]
 
@@ -147,15 +147,14 @@ class DiagonalNetwork(eqx.Module):
         theta0 = check_vector("theta0", theta0)
         s = self.scale
         if self.kind == "u2-v2":  # uv = s², u² − v² = θ₀
-            u = jnp.sqrt(0.5 * (theta0 + jnp.sqrt(theta0**2 + 4 * s**4)))
+            u = jnp.sqrt(_root_of_pair(theta0, s * s))
             return u, s * s / u
         if self.kind == "uv":  # u² − v² = 2s², uv = θ₀
             u = jnp.sqrt(s * s + jnp.sqrt(s**4 + theta0**2))
             return u, theta0 / u
         if self.kind == "mw":
             c = self.scale**2 - self.shape**2  # m² − w² = c, mw = θ₀
-            m2 = 0.5 * (c + jnp.sqrt(c * c + 4 * theta0**2))
-            m = jnp.sqrt(m2) * jnp.where(self.scale < 0, -1.0, 1.0)
+            m = jnp.sqrt(_root_of_pair(c, theta0)) * jnp.where(self.scale < 0, -1.0, 1.0)
             safe = jnp.where(m != 0, m, 1.0)
             w = jnp.where(m != 0, theta0 / safe, self.shape)
             return m, w
@@ -170,11 +169,19 @@ class DiagonalNetwork(eqx.Module):
         tm = p * jnp.cosh(delta) - 0.5 * gamma * jnp.sinh(delta)
 
         def pair(t):  # u² − v² = c, uv = t
-            u = jnp.sqrt(0.5 * (c + jnp.sqrt(c * c + 4 * t * t)))
+            u = jnp.sqrt(_root_of_pair(c, t))
             return u, t / u
 
         (up, vp), (um, vm) = pair(tp), pair(tm)
         return up, vp, um, vm
+
+
+def _root_of_pair(c, t):
+    """u² of the pair with u² − v² = c and uv = t, i.e. (c + √(c² + 4t²))/2, written as
+    2t²/(√(c² + 4t²) − c) for c < 0 so that it does not cancel."""
+    r = jnp.sqrt(c * c + 4 * t * t)
+    safe = jnp.where(c < 0, r - c, 1.0)
+    return jnp.where(c < 0, 2 * t * t / safe, 0.5 * (c + r))
 
 
 class NetworkGD(AbstractMethod):
@@ -225,6 +232,16 @@ class NetworkGD(AbstractMethod):
 
     def implicit_bias(self, state0):
         return self.network.geometry, jnp.zeros(())
+
+    def effective_bias(self, state0, state, problem):
+        """The exact discrete limit of a finished run (:func:`hambias.methods.mw_effective_bias`):
+        GD on u²−v² is GD on the pair (m, w) = (u + v, u − v) with twice the step, GD on u⊙v
+        and m⊙w is that pair itself; the ± network has two pairs and no single γ∞ (None)."""
+        kind = self.network.kind
+        if kind == "pm_uv":
+            return None
+        to_mw = (lambda s: (s[0] + s[1], s[0] - s[1])) if kind == "u2-v2" else (lambda s: s)
+        return mw_effective_bias(to_mw(state0), to_mw(state), problem)
 
     def own_start(self, n: int):
         """θ₀ of the network's own start (used by sweeps with ``[init] kind = "constant"``)."""

@@ -555,3 +555,74 @@ def test_cache_blocked_runs_equal_whole_batch_runs(tmp_path, monkeypatch, shared
                                            err_msg=f"{rows}: {k}")
             else:
                 np.testing.assert_array_equal(out[rows][k], ref, err_msg=f"{rows}: {k}")
+
+
+# ----------------------------------------------------------------------------- any method, data
+
+
+def test_network_gd_and_hyp_star_from_a_data_file_equal_run_iterates(tmp_path):
+    # method = ["hyp_star", "mw_gd"], [init] kind = "constant", a data file: every point
+    # equals run_iterates of the same method from the same start (hyp_star from
+    # init_scale·1, mw_gd from its network's own start), integers exactly.
+    p, x_star = hb_sparse(11)
+    np.savez(tmp_path / "data.npz", A=np.asarray(p.A), y=np.asarray(p.y), x_star=x_star)
+    cfg_path = _write(tmp_path, """
+steps = 300
+[problem]
+file = "data.npz"
+[init]
+kind = "constant"
+[model]
+kind = "u2-v2"
+scale = 0.1
+[grid]
+eta = [0.02, 0.05]
+alpha = [0.0, 2.0]
+init_scale = [0.0, 0.05]
+seed = [0, 1]
+method = ["hyp_star", "mw_gd"]
+[record]
+loss_every = 100
+""")
+    cfg = load_config(cfg_path)
+    assert cfg.grid["dnk"] == ((8, 20, 3),)
+    run_sweep(cfg, tmp_path / "s", quiet=True)
+    ds = open_sweep(tmp_path / "s", gridded=False)
+    from hambias import diagonal_network
+
+    net = diagonal_network("u2-v2", 0.1)
+    for i in range(ds.sizes["point"]):
+        pt = ds.isel(point=i)
+        name = str(pt.method.values)
+        method = make_method(name, eta=float(pt.eta), alpha=float(pt.alpha), model=net)
+        x0 = net.x0(20) if name == "mw_gd" else np.full(20, float(pt.init_scale))
+        ref = run_iterates(method, p, x0, steps=300, record_every=100)
+        np.testing.assert_allclose(pt.x.values, ref.x, rtol=0, atol=BATCH_VS_LOOP_ATOL)
+        # f is quadratic: |Δf| ≤ ‖∇f‖‖Δx‖ + L‖Δx‖²/2 with ‖∇f‖ ≤ √(2Lf) and ‖Δx‖ ≤ √n·atol
+        lam, dx = float(pt.lam_max), np.sqrt(20) * BATCH_VS_LOOP_ATOL
+        bound = np.sqrt(2 * lam * np.asarray(ref.loss[1:])) * dx + lam * dx**2 / 2
+        assert np.all(np.abs(pt.loss_history.values - ref.loss[1:]) <= bound)
+        assert int(pt.status) == int(ref.status) == Status.SUCCESS
+        rec = np.linalg.norm(ref.x - x_star) / np.linalg.norm(x_star)
+        assert float(pt.recovery_error) == pytest.approx(rec, rel=1e-9)
+        if name == "mw_gd":  # its prediction: the network's PointwiseProduct(2·scale²)
+            np.testing.assert_allclose(pt.x_pred.values,
+                                       predict_limit(net.geometry, p).x, rtol=1e-12)
+
+
+def hb_sparse(seed):
+    from hambias import sparse_regression
+
+    p, x_star = sparse_regression(jax.random.key(seed), 8, 20, 3)
+    return p, np.asarray(x_star)
+
+
+def test_float32_and_float64_sweeps_run_the_same_problem(tmp_path):
+    # The problem is drawn in float64 and cast: the float32 sweep's A is the float64 A,
+    # rounded (it was a different draw, max |A32 − A64| = 5.4).
+    kw = {"steps": 50, "grid": {"eta": [0.02], "dnk": [6, 15, 2], "seed": [3]}}
+    a64 = draw(SweepConfig.from_dict(kw), 0, 3)
+    a32 = draw(SweepConfig.from_dict({**kw, "dtype": "float32"}), 0, 3)
+    assert a32.A.dtype == np.float32
+    np.testing.assert_array_equal(a32.A, a64.A.astype(np.float32))
+    np.testing.assert_array_equal(a32.z, a64.z.astype(np.float32))
