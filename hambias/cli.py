@@ -123,16 +123,17 @@ def request_cpu_devices(n: int, explicit: bool) -> None:
                              f"process ({e})") from None
 
 
-def sweep_main(argv: list[str] | None = None, *, default_cpu_devices: bool = False) -> int:
+def sweep_main(argv: list[str] | None = None, *, command: bool = False) -> int:
     """``hambias sweep CONFIG --out PATH [--quiet] [--cpu-devices N]``: run or resume a sweep.
 
     The config is validated first; then JAX is asked for N CPU devices (``--cpu-devices``)
-    or, with ``default_cpu_devices`` (the ``hambias`` and ``python -m hambias.sweep``
-    commands), one per available core (JAX takes that only if it has not computed anything
-    yet in this process), and float64 is enabled when the config asks for it.  Returns 0
-    when the sweep is complete; a bad config, a config mismatch or a late
-    ``--cpu-devices`` prints the message and returns 2; Ctrl-C prints one line (the same
-    command resumes) and returns 130.
+    or, as a ``command`` (``hambias sweep``, ``python -m hambias.sweep``), one per
+    available core (JAX takes that only if it has not computed anything yet in this
+    process), and float64 is enabled when the config asks for it.  Returns 0 when the
+    sweep is complete; a bad config, a config mismatch or a late ``--cpu-devices`` prints
+    the message and returns 2; Ctrl-C prints one line (the same command resumes) and
+    returns 130 (a command exits at once: XLA's threads may still be running the chunk
+    that was interrupted, and the finished chunks are already safe on disk).
     """
     parser = argparse.ArgumentParser(prog="hambias sweep", description=_SWEEP_HELP)
     _sweep_arguments(parser)
@@ -143,7 +144,7 @@ def sweep_main(argv: list[str] | None = None, *, default_cpu_devices: bool = Fal
 
     try:
         cfg = load_config(args.config)
-        if args.cpu_devices is not None or default_cpu_devices:
+        if args.cpu_devices is not None or command:
             request_cpu_devices(args.cpu_devices or available_cores(),
                                 explicit=args.cpu_devices is not None)
         import jax
@@ -156,7 +157,9 @@ def sweep_main(argv: list[str] | None = None, *, default_cpu_devices: bool = Fal
         return 2
     except KeyboardInterrupt:
         print(f"\nhambias sweep: interrupted; the same command resumes {args.out}",
-              file=sys.stderr)
+              file=sys.stderr, flush=True)
+        if command:
+            os._exit(130)
         return 130
     if not args.quiet:
         print(f"[sweep] {s.path}: {s.n_points} points in {s.n_chunks} chunks; ran {s.chunks_run}, "
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hambias`` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "sweep":
-        return sweep_main(argv[1:], default_cpu_devices=True)
+        return sweep_main(argv[1:], command=True)
     if argv and argv[0] == "phase":
         return phase_main(argv[1:])
     args = build_parser().parse_args(argv)

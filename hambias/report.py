@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["run_checks", "write_report"]
+__all__ = ["run_checks", "write_report", "probe_writable"]
 
 
 def _verdict_counts(results) -> dict[str, int]:
@@ -108,6 +108,23 @@ def write_report(results, out: Path, *, quick: bool, seconds: float) -> tuple[Pa
     return md, js
 
 
+def probe_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and write and remove a file in it.
+
+    Raises:
+        ValueError: naming the folder and the operating system's reason.
+    """
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write to the output folder {folder}: "
+                         f"{err.strerror or err}") from None
+
+
 def run_checks(*, quick: bool, only: list[str] | None, out: Path,
                progress: Callable[[str], None] | None = print) -> int:
     """Run the paper checks, write figures and the report into ``out``; return the exit code.
@@ -122,7 +139,8 @@ def run_checks(*, quick: bool, only: list[str] | None, out: Path,
         1 if any claim failed or a check crashed, else 0.
 
     Raises:
-        ValueError: an unknown check name in ``only`` (the message lists the known ones).
+        ValueError: an unknown check name in ``only`` (the message lists the known ones),
+            or an ``out`` folder that cannot be created or written (checked first).
     """
     import paper_checks
     from paper_checks import FAIL, CheckResult, Claim
@@ -134,6 +152,7 @@ def run_checks(*, quick: bool, only: list[str] | None, out: Path,
                              f"{', '.join(paper_checks.CHECKS)}")
     say = progress or (lambda _msg: None)
     out = Path(out)
+    probe_writable(out)  # before minutes of checks, not after them
     t0 = time.perf_counter()
     results = []
     for i, name in enumerate(names, 1):

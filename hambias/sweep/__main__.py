@@ -4,4 +4,4 @@ import sys
 
 from ..cli import sweep_main
 
-sys.exit(sweep_main(default_cpu_devices=True))
+sys.exit(sweep_main(command=True))

@@ -32,6 +32,9 @@ class PhaseTable:
     reduce: str
 
 
+#: Points read at a time when a table is reduced from a (possibly lazy) dataset.
+PHASE_BLOCK = 65536
+
 _REDUCERS = {"median": np.nanmedian, "mean": np.nanmean, "min": np.nanmin, "max": np.nanmax}
 
 
@@ -48,7 +51,8 @@ def phase_table(ds, *, x: str, y: str, value: str, where: dict | None = None,
     :func:`stability_boundary` on top (§11).
 
     Args:
-        ds: a dataset from :func:`open_sweep` (gridded or flat).
+        ds: a dataset from :func:`open_sweep` (gridded, flat, or flat and lazy: then only
+            ``value`` and the coordinates are read, block by block).
         x, y: per-point coordinates (alpha, eta, init_scale, beta, seed, method, d, n, k).
         value: a data variable (``conv_step`` < 0 counts as NaN: never converged).
         where: coordinate → value filter, e.g. ``{"method": "hyp_star"}``.
@@ -72,14 +76,25 @@ def phase_table(ds, *, x: str, y: str, value: str, where: dict | None = None,
             raise ValueError(f"unknown coordinate {name!r}; the sweep has {sorted(ds.coords)}")
     if value not in ds.data_vars:
         raise ValueError(f"unknown variable {value!r}; the sweep has {sorted(ds.data_vars)}")
-    v = np.asarray(ds[value].values, dtype=float)
+    if ds[value].ndim != 1:
+        raise ValueError(f"{value!r} is not a per-point scalar (dims {ds[value].dims})")
+    # Block by block along the points: a lazily opened store larger than memory is read
+    # only in the variables the table needs, PHASE_BLOCK points at a time.
+    parts = []
+    for lo in range(0, ds.sizes["point"], PHASE_BLOCK):
+        blk = ds.isel(point=slice(lo, lo + PHASE_BLOCK))
+        v = np.asarray(blk[value].values, dtype=float)
+        keep = np.ones(v.shape, bool)
+        for c, want in (where or {}).items():
+            keep &= np.asarray(blk[c].values == want)
+        parts.append((np.asarray(blk[x].values)[keep], np.asarray(blk[y].values)[keep],
+                      v[keep]))
+    xv, yv, v = (np.concatenate(p) for p in zip(*parts, strict=True)) if parts else \
+        (np.zeros(0),) * 3
     if value == "conv_step":
         v = np.where(v < 0, np.nan, v)
     pts = np.ones(v.shape, bool)
-    for c, want in (where or {}).items():
-        pts &= np.asarray(np.broadcast_to(ds[c].values, v.shape) == want)
-    xv, yv = np.broadcast_to(ds[x].values, v.shape), np.broadcast_to(ds[y].values, v.shape)
-    xs, ys = np.unique(xv[pts]), np.unique(yv[pts])
+    xs, ys = np.unique(xv), np.unique(yv)
     vals = np.full((ys.size, xs.size), np.nan)
     counts = np.zeros((ys.size, xs.size), int)
     for i, yy in enumerate(ys):

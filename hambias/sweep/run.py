@@ -26,7 +26,17 @@ from ..status import Status
 from .config import AXES, SweepConfig, load_config
 from .data import ByteCache, draw
 from .engine import batch_methods, batch_states, run_batch
-from .store import SCALARS, atomic_write, marker, point_indices, prepare_store
+from .store import (
+    SCALARS,
+    atomic_write,
+    chunk_damage,
+    marker,
+    point_indices,
+    prepare_store,
+    stored_arrays,
+    test_stop,
+    writer_lock,
+)
 
 __all__ = ["SweepSummary", "run_sweep"]
 
@@ -42,11 +52,12 @@ class SweepSummary:
         path: the store.
         n_points, n_chunks: grid size and chunks in the store.
         chunks_run, chunks_skipped: chunks computed now / found done from an earlier run.
-        n_diverged: diverged points among those computed now.
+        n_diverged: diverged points in this process's chunks (done before or now).
         seconds: wall time of this call.
         complete: all chunks are done.
         devices: the devices this process could shard over, e.g. ``"2 × cpu"`` (on
             CPUs a batch of at most one cache block runs on one of them).
+        chunks_repaired: done chunks found damaged or missing and recomputed now.
     """
 
     path: str
@@ -58,6 +69,7 @@ class SweepSummary:
     seconds: float
     complete: bool
     devices: str = ""
+    chunks_repaired: int = 0
 
 
 class _Progress:
@@ -256,6 +268,7 @@ def run_sweep(config: SweepConfig | str | os.PathLike, out: str | os.PathLike, *
         raise ValueError("the sweep asks for dtype = 'float64' but jax_enable_x64 is off; call "
                          "jax.config.update('jax_enable_x64', True) first or use dtype = 'float32'")
     out = Path(out)
+    _check_disk(cfg, out)
     multi = jax.process_count() > 1
     if multi:
         from jax.experimental import multihost_utils
@@ -268,35 +281,67 @@ def run_sweep(config: SweepConfig | str | os.PathLike, out: str | os.PathLike, *
     devices = list(jax.local_devices() if devices is None else devices)
     mesh = Mesh(np.asarray(devices), ("batch",))
     mine = [c for c in range(n_chunks) if c % jax.process_count() == jax.process_index()]
-    done = [c for c in mine if marker(out, c).exists()]
-    todo = [c for c in mine if c not in set(done)]
     import zarr
 
-    g = zarr.open_group(str(out / "data.zarr"), mode="r+")
-    names = list(SCALARS) + (["x", "x_pred"] if cfg.record_x else []) + (
-        ["loss_history"] if cfg.loss_every else [])
+    names = stored_arrays(cfg)
     pts_of = lambda c: min(cfg.n_points, (c + 1) * chunk) - c * chunk
-    progress = _Progress(sum(pts_of(c) for c in mine),
-                         enabled=not quiet and sys.stderr.isatty())
-    if done and not quiet:
-        print(f"[sweep] resuming {out}: {len(done)} of {len(mine)} chunks already done",
-              file=sys.stderr)
-    npts = sum(pts_of(c) for c in done)
-    progress.update(npts)
-    n_div = 0
-    caches = {"problems": ByteCache(), "predictions": ByteCache()}
-    for c in todo:
-        lo, hi = c * chunk, min(cfg.n_points, (c + 1) * chunk)
-        res = _compute_chunk(cfg, lo, hi, mesh, caches)
-        for name in names:
-            g[name][lo:hi] = res[name]
-        atomic_write(marker(out, c), "")
-        n_div += int(res["diverged"].sum())
-        npts += hi - lo
+    with writer_lock(out, jax.process_index()):
+        g = zarr.open_group(str(out / "data.zarr"), mode="r+")
+        done, damaged = [], []
+        for c in mine:  # a done chunk counts only if every array of it reads back intact
+            if marker(out, c).exists():
+                why = chunk_damage(g, out / "data.zarr", names, c)
+                if why is None:
+                    done.append(c)
+                else:
+                    damaged.append(why)
+                    marker(out, c).unlink()
+        todo = [c for c in mine if c not in set(done)]
+        if damaged and not quiet:
+            print(f"[sweep] {out}: {len(damaged)} damaged chunk(s) will be recomputed: "
+                  + "; ".join(damaged[:3]) + (" …" if len(damaged) > 3 else ""),
+                  file=sys.stderr)
+        progress = _Progress(sum(pts_of(c) for c in mine),
+                             enabled=not quiet and sys.stderr.isatty())
+        if done and not quiet:
+            print(f"[sweep] resuming {out}: {len(done)} of {len(mine)} chunks already done",
+                  file=sys.stderr)
+        npts = sum(pts_of(c) for c in done)
         progress.update(npts)
+        caches = {"problems": ByteCache(), "predictions": ByteCache()}
+        for i, c in enumerate(todo):
+            lo, hi = c * chunk, min(cfg.n_points, (c + 1) * chunk)
+            res = _compute_chunk(cfg, lo, hi, mesh, caches)
+            # every chunk gets its file, also one equal to the fill value (zarr skips those
+            # by default, and a missing file is how a lost chunk is recognised)
+            with zarr.config.set({"array.write_empty_chunks": True}):
+                for name in names:
+                    g[name][lo:hi] = res[name]
+            atomic_write(marker(out, c), "")
+            if i == 0:
+                test_stop("chunk")
+            npts += hi - lo
+            progress.update(npts)
+        n_div = sum(int(np.sum(g["diverged"][c * chunk:(c + 1) * chunk])) for c in mine)
     if multi:
         multihost_utils.sync_global_devices("hambias-sweep-done")
     complete = all(marker(out, c).exists() for c in range(n_chunks))
     return SweepSummary(str(out), cfg.n_points, n_chunks, len(todo), len(done), n_div,
                         time.monotonic() - t_start, complete,
-                        f"{len(devices)} × {devices[0].platform}")
+                        f"{len(devices)} × {devices[0].platform}", len(damaged))
+
+
+def _check_disk(cfg: SweepConfig, out: Path) -> None:
+    """Refuse a grid whose store cannot fit on the disk, before anything is written."""
+    import shutil
+
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = cfg.store_bytes()
+    if not (out / "meta.json").exists() and need > free:
+        raise ValueError(
+            f"the sweep's store would need about {need / 2**30:.3g} GiB ({cfg.n_points} "
+            f"points) but {probe} has {free / 2**30:.3g} GiB free; shrink the grid or "
+            f"record less (record.x = false)")
