@@ -129,19 +129,27 @@ def _uses_problem(method) -> bool:
     return type(method).step is not AbstractMethod.step
 
 
-def _run_impl(method, problem, state0, reference, steps, record_every, blowup, record_x):
+def _run_impl(method, problem, state0, reference, steps, record_every, blowup, record_x,
+              key=None, batch_size=None):
     x_init = method.params(state0)
     dtype = x_init.dtype
     nan = jnp.asarray(jnp.nan, dtype)
     own_step = _uses_problem(method)
-    f0, g0 = problem.loss_and_grad(x_init)
     ok = int(Status.SUCCESS)
+
+    def evaluate(x, k):
+        """(f(x), the gradient the step k uses): full, or the mini-batch drawn for step k."""
+        if batch_size is None:
+            return problem.loss_and_grad(x)
+        return problem.loss_and_minibatch_grad(x, jax.random.fold_in(key, k), batch_size)
+
+    f0, g0 = evaluate(x_init, jnp.zeros((), jnp.int32))
 
     def one_step(carry, _):
         state, f, g, k, status, div_step, flips = carry
         new_state = method.step(state, problem) if own_step else method.update(state, g)
         x_old, x_new = method.params(state), method.params(new_state)
-        f_new, g_new = problem.loss_and_grad(x_new)
+        f_new, g_new = evaluate(x_new, k + 1)
         code = divergence_status(x_new, f_new, f0, blowup)
         bad = (code != ok) & (status == ok)
         div_step = jnp.where(bad, k + 1, div_step)
@@ -215,6 +223,8 @@ def run_iterates(
     reference: ArrayLike | None = None,
     blowup: float = DEFAULT_BLOWUP,
     record_x: bool = True,
+    batch_size: int | None = None,
+    key=None,
     throw: bool = False,
 ) -> IterateResult:
     """Run ``steps`` iterations of ``method`` on ``problem`` from ``x0`` under ``lax.scan``.
@@ -241,6 +251,11 @@ def run_iterates(
         reference: optional point for ``distance`` = ‖θ_k − reference‖₂.
         blowup: divergence threshold on max|θ| (default :data:`DEFAULT_BLOWUP` = 1e12).
         record_x: also store the recorded iterates ``xs`` (default True).
+        batch_size: stochastic gradients: step k uses the gradient of b = ``batch_size``
+            samples drawn without replacement with ``jax.random.fold_in(key, k)``
+            (:meth:`~hambias.LinearRegression.loss_and_minibatch_grad`); None (default):
+            the full gradient.  The monitor and the records use the full loss.
+        key: the ``jax.random`` key of the mini-batches (required with ``batch_size``).
         throw: raise :class:`~hambias.StatusError` if the run diverged (default False:
             the result's ``status`` says so); under jit the error is raised at run time.
 
@@ -270,6 +285,17 @@ def run_iterates(
         raise ValueError(f"blowup must be a finite threshold > 0, got {blowup!r}")
     if not isinstance(method, AbstractMethod):
         raise ValueError(f"method must be an AbstractMethod, got {type(method).__name__}")
+    if batch_size is not None:
+        d = getattr(problem, "d", None)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
+                batch_size < 1 or (isinstance(d, int) and batch_size > d):
+            raise ValueError(f"batch_size must be an integer in [1, d = {d}], got {batch_size!r}")
+        if key is None:
+            raise ValueError("batch_size needs a key: pass key=jax.random.key(seed)")
+        if _uses_problem(method):
+            raise ValueError(f"{type(method).__name__} evaluates its own gradients (it "
+                             f"overrides step); it cannot run on mini-batches")
+        batch_size = int(batch_size)
     state0 = method.init(x0)
     x_init = method.params(state0)
     if reference is not None:
@@ -288,11 +314,11 @@ def run_iterates(
         # only in it (an η-halving study) share one compiled program
         recs, state, status, div_step = _run_jit(
             method, problem, state0, reference, jnp.asarray(steps, jnp.int32), None,
-            float(blowup), bool(record_x))
+            float(blowup), bool(record_x), key, batch_size)
     else:
         recs, state, status, div_step = _run_jit(
             method, problem, state0, reference, int(steps), int(record_every), float(blowup),
-            bool(record_x))
+            bool(record_x), key, batch_size)
     if throw:
         status = raise_for_status(status, what="run_iterates",
                                   detail=f"(first rejected step {int(div_step)})"

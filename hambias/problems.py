@@ -17,7 +17,8 @@ from jaxtyping import Array, ArrayLike, Float
 from ._rowspace import KAPPA_MAX, RANK_RTOL, RowSpace
 from ._validate import is_concrete as _is_concrete
 
-__all__ = ["AbstractProblem", "LossProblem", "LinearRegression", "RowSpace", "sparse_regression"]
+__all__ = ["AbstractProblem", "LossProblem", "LinearRegression", "RowSpace", "minibatch_mask",
+           "sparse_regression"]
 
 
 class AbstractProblem(eqx.Module):
@@ -37,6 +38,15 @@ class AbstractProblem(eqx.Module):
     def loss_and_grad(self, x: ArrayLike) -> tuple[Array, Array]:
         """(f(x), ∇f(x)); problems override it to share work between the two."""
         return self.loss(x), self.grad(x)
+
+    def loss_and_minibatch_grad(self, x: ArrayLike, key: Array, batch_size: int):
+        """(f(x), a stochastic gradient from ``batch_size`` samples drawn with ``key``).
+
+        Only problems that are sums over samples define it (:class:`LinearRegression`).
+        """
+        raise ValueError(f"{type(self).__name__} has no samples to draw mini-batches from; "
+                         f"stochastic gradients need a sum-of-samples problem such as "
+                         f"LinearRegression")
 
 
 class LossProblem(AbstractProblem):
@@ -165,6 +175,14 @@ class LinearRegression(AbstractProblem):
         r = self.residual(x)
         return 0.5 * jnp.dot(r, r) / self.d, self.A.T @ r / self.d
 
+    def loss_and_minibatch_grad(self, x, key, batch_size):
+        """(f(x), A_Bᵀ(A_B x − y_B)/b): the full loss and the gradient of the mean loss of
+        b = ``batch_size`` rows B drawn uniformly without replacement with ``key``
+        (an unbiased estimate of ∇f).  One product with A either way."""
+        r = self.residual(x)
+        mask = minibatch_mask(key, self.d, batch_size).astype(r.dtype)
+        return 0.5 * jnp.dot(r, r) / self.d, self.A.T @ (r * mask) / batch_size
+
     def hvp(self, x, v):
         return self.A.T @ (self.A @ self._check_point(v, "v")) / self.d
 
@@ -253,6 +271,13 @@ class LinearRegression(AbstractProblem):
         if res.status != 0:
             raise ValueError(f"box feasibility LP failed: {res.message}")
         return float(res.x[n]) / c
+
+
+def minibatch_mask(key: Array, d: int, batch_size: int) -> Array:
+    """A 0/1 vector of length d with exactly ``batch_size`` ones at uniformly random rows
+    (the ``batch_size`` smallest of d uniform draws), drawn with ``key``."""
+    u = jax.random.uniform(key, (d,))
+    return jnp.argsort(jnp.argsort(u)) < batch_size
 
 
 def sparse_regression(

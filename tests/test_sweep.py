@@ -626,3 +626,25 @@ def test_float32_and_float64_sweeps_run_the_same_problem(tmp_path):
     assert a32.A.dtype == np.float32
     np.testing.assert_array_equal(a32.A, a64.A.astype(np.float32))
     np.testing.assert_array_equal(a32.z, a64.z.astype(np.float32))
+
+
+def test_minibatch_sweep_points_equal_run_iterates_with_the_same_keys(tmp_path):
+    # batch_size = 3 of d = 6 rows: each point's mini-batches are drawn with
+    # fold_in(fold_in(key(seed), 2), point), which run_iterates reproduces step for step.
+    from hambias.sweep.run import minibatch_keys
+
+    raw = {"steps": 200, "grid": {"eta": [0.02], "alpha": [0.0, 2.0], "init_scale": [0.1],
+                                  "dnk": [6, 15, 2], "seed": [0, 1], "method": ["hyp_star", "gd"]}}
+    cfg = SweepConfig.from_dict({**raw, "batch_size": 3})
+    run_sweep(cfg, tmp_path / "s", quiet=True)
+    ds = open_sweep(tmp_path / "s", gridded=False)
+    for p in range(ds.sizes["point"]):
+        pt = ds.isel(point=p)
+        A, y, _, _, z = _problem(cfg, int(pt.seed))
+        key = jax.random.wrap_key_data(minibatch_keys([int(pt.seed)], [p])[0])
+        method = make_method(str(pt.method.values), eta=0.02, alpha=float(pt.alpha))
+        ref = run_iterates(method, LinearRegression(A, y), 0.1 * z, steps=200, record_every=200,
+                           batch_size=3, key=key)
+        np.testing.assert_allclose(pt.x.values, ref.x, rtol=0, atol=BATCH_VS_LOOP_ATOL)
+    assert run_sweep(SweepConfig.from_dict(raw), tmp_path / "f", quiet=True).complete
+    assert not np.allclose(open_sweep(tmp_path / "f", gridded=False).x.values, ds.x.values)

@@ -9,6 +9,9 @@ Tables and keys (defaults in parentheses)::
     dtype = "float64"           or "float32" (the problem is drawn in float64 and cast)
     prediction = "auto"         "auto": every point whose method knows its implicit bias
                                 gets predict_limit; "none": no predictions
+    batch_size = 0              0: full gradients; b > 0: each step of each point uses b
+                                rows drawn without replacement (key: fold_in(fold_in(
+                                key(seed), 2), point index), fold_in step k)
 
     [grid]                      axes (a scalar is a one-value axis)
     eta = [...]                 step sizes > 0 (required)
@@ -194,6 +197,7 @@ class _Raw(_Table):
     memory_mb: float = Field(512.0, gt=0.0, allow_inf_nan=False)
     dtype: Literal["float64", "float32"] = "float64"
     prediction: Literal["auto", "none", "builtin", "predict_limit"] = "auto"
+    batch_size: int = Field(0, ge=0)
     grid: GridTable
     problem: ProblemTable = ProblemTable()
     init: InitTable = InitTable()
@@ -222,7 +226,7 @@ class SweepConfig:
         grid: axis name → tuple of values, for every axis in :data:`AXES` (``dnk`` holds
             (d, n, k) triples; with a data file one triple (d, n, k) of the file, k the
             number of nonzeros of its x_star or -1).
-        steps, name, chunk_size, memory_mb, dtype, prediction: as in the TOML.
+        steps, name, chunk_size, memory_mb, dtype, prediction, batch_size: as in the TOML.
         design, noise: generator options; ``data_file`` the resolved path of a data file
             (or None) and ``data_sha256`` its digest.
         init_kind: ``"random"`` or ``"constant"``.
@@ -236,6 +240,7 @@ class SweepConfig:
         self.steps, self.name = raw.steps, raw.name
         self.chunk_size, self.memory_mb = raw.chunk_size, float(raw.memory_mb)
         self.dtype = raw.dtype
+        self.batch_size = raw.batch_size
         self.prediction = "none" if raw.prediction == "none" else "auto"
         self.design, self.noise = raw.problem.design, float(raw.problem.noise)
         self.init_kind = raw.init.kind
@@ -270,6 +275,9 @@ class SweepConfig:
         self.grid = {"dnk": tuple(dnk), "method": tuple(g.method), "seed": tuple(g.seed),
                      "alpha": tuple(g.alpha), "eta": tuple(g.eta),
                      "init_scale": tuple(g.init_scale), "beta": tuple(g.beta)}
+        if self.batch_size > min(t[0] for t in dnk):
+            raise ConfigError(f"{source}: batch_size: {self.batch_size} is more rows than the "
+                              f"smallest problem has (d = {min(t[0] for t in dnk)})")
         every = self.loss_every
         if every and self.steps % every:
             raise ConfigError(f"{source}: [record] loss_every: must be 0 or a divisor of steps "

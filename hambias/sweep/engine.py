@@ -28,6 +28,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ..iterates import divergence_status
+from ..problems import minibatch_mask
 from ..status import Status
 
 __all__ = ["run_batch", "batch_methods", "batch_states", "block_rows", "layout", "CPU_BLOCK_BYTES",
@@ -85,29 +86,35 @@ def layout(m: int, ndev: int, block: int | None) -> tuple[int, int, int]:
 
 @lru_cache(maxsize=32)
 def _runner(steps: int, loss_every: int, conv_tol: float, blowup: float, shared: bool,
-            mesh: Mesh, block: int):
-    """A jitted batched run: (methods, states, A, y) → (X, loss0, loss, conv, status,
+            mesh: Mesh, block: int, batch_size: int):
+    """A jitted batched run: (methods, states, keys, A, y) → (X, loss0, loss, conv, status,
     div_step, history) for a batch of points; ``methods`` and ``states`` are pytrees batched
     along axis 0 (built on the host, where their inputs are validated: equinox's run-time
-    checks do not run inside ``shard_map``)."""
+    checks do not run inside ``shard_map``); ``keys`` (raw key data, one per point) draw the
+    mini-batches when ``batch_size`` > 0."""
     ok = int(Status.SUCCESS)
 
-    def residual_grad(X, A, y):
-        """(loss, G): the loss and the gradient ∇f = (R/d)A of every point, R = XAᵀ − y."""
+    def residual_grad(X, A, y, keys, k):
+        """(loss, G): the loss and the gradient of every point, R = XAᵀ − y: the full
+        ∇f = (R/d)A, or with ``batch_size`` b the mean over b rows drawn without replacement
+        with fold_in(key, k), (R⊙M/b)A (M the 0/1 rows of the draw, as in run_iterates)."""
         d = A.shape[-2]
-        if shared:  # one problem: the two products are matmuls over the batch
-            R = X @ A.T - y
-            G = (R * (1.0 / d)) @ A
+        R = X @ A.T - y if shared else jnp.einsum("bdn,bn->bd", A, X) - y
+        if batch_size:
+            draw = lambda kd: minibatch_mask(jax.random.fold_in(jax.random.wrap_key_data(kd), k),
+                                             d, batch_size)
+            W = jax.vmap(draw)(keys).astype(R.dtype) * (1.0 / batch_size)
         else:
-            R = jnp.einsum("bdn,bn->bd", A, X) - y
-            G = jnp.einsum("bd,bdn->bn", R * (1.0 / d), A)
+            W = 1.0 / d
+        # one problem: the two products are matmuls over the batch
+        G = (R * W) @ A if shared else jnp.einsum("bd,bdn->bn", R * W, A)
         return jnp.sum(R * R, axis=1) * (0.5 / d), G
 
-    def run(methods, states, A, y):
+    def run(methods, states, keys, A, y):
         update = jax.vmap(lambda m, s, g: m.update(s, g))
         params = jax.vmap(lambda m, s: m.params(s))
         X0 = params(methods, states)
-        loss0, G0 = residual_grad(params(methods, states), A, y)
+        loss0, G0 = residual_grad(params(methods, states), A, y, keys, 0)
         thr_conv = conv_tol * loss0
         status0 = divergence_status(params(methods, states), loss0, loss0, blowup)
         conv0 = jnp.where((status0 == ok) & (loss0 <= thr_conv), 0, -1).astype(jnp.int32)
@@ -117,7 +124,7 @@ def _runner(steps: int, loss_every: int, conv_tol: float, blowup: float, shared:
             states, loss, G, k, conv, status, div = carry
             new = update(methods, states, G)
             Xn = params(methods, new)
-            loss_n, G_n = residual_grad(Xn, A, y)
+            loss_n, G_n = residual_grad(Xn, A, y, keys, k + 1)
             code = divergence_status(Xn, loss_n, loss0, blowup)
             bad = (code != ok) & (status == ok)
             status = jnp.where(bad, code, status)
@@ -142,19 +149,19 @@ def _runner(steps: int, loss_every: int, conv_tol: float, blowup: float, shared:
         states, loss, _, _, conv, status, div = carry
         return params(methods, states), loss0, loss, conv, status, div, hist
 
-    def local(methods, states, A, y):
+    def local(methods, states, keys, A, y):
         """The rows of one device, ``block`` rows at a time."""
         m = jax.tree_util.tree_leaves(states)[0].shape[0]
         if block >= m:
-            return run(methods, states, A, y)
+            return run(methods, states, keys, A, y)
         split = lambda v: v.reshape((m // block, block) + v.shape[1:])
-        per_row = (methods, states) if shared else (methods, states, A, y)
+        per_row = (methods, states, keys) if shared else (methods, states, keys, A, y)
         blocks = lax.map(lambda b: run(*b, A, y) if shared else run(*b),
                          jax.tree_util.tree_map(split, per_row))
         return tuple(o.reshape((m,) + o.shape[2:]) for o in blocks)
 
     rows, whole = P("batch"), P()
-    specs = (rows, rows) + ((whole, whole) if shared else (rows, rows))
+    specs = (rows, rows, rows) + ((whole, whole) if shared else (rows, rows))
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=rows))
 
 
@@ -175,11 +182,13 @@ def batch_states(methods, X0):
     return jax.vmap(lambda m, x: m.init(x))(methods, jnp.asarray(X0))
 
 
-def run_batch(methods, states, A, y, *, steps, loss_every, conv_tol, blowup, mesh):
+def run_batch(methods, states, A, y, *, steps, loss_every, conv_tol, blowup, mesh,
+              keys=None, batch_size=0):
     """Run one homogeneous batch (one method and shape) sharded over ``mesh``.
 
     ``methods`` and ``states`` are batched pytrees (:func:`batch_methods`,
-    :func:`batch_states`); ``A`` is (d, n) for a shared problem or (m, d, n) per point.
+    :func:`batch_states`); ``A`` is (d, n) for a shared problem or (m, d, n) per point;
+    with ``batch_size`` > 0, ``keys`` (m, 2) raw key data draw each point's mini-batches.
     Returns numpy arrays (X, loss0, loss, conv_step, status, divergence_step, history) for
     the m points.
     """
@@ -198,5 +207,8 @@ def run_batch(methods, states, A, y, *, steps, loss_every, conv_tol, blowup, mes
     methods, states = jax.tree_util.tree_map(
         lambda v: jax.device_put(pad(np.asarray(v)), batch), (methods, states))
     put = [jax.device_put(v if shared else pad(v), repl if shared else batch) for v in (A, y)]
-    out = _runner(steps, loss_every, conv_tol, blowup, shared, mesh, block)(methods, states, *put)
+    keys = np.zeros((m, 2), np.uint32) if keys is None else np.asarray(keys, np.uint32)
+    keys = jax.device_put(pad(keys), batch)
+    out = _runner(steps, loss_every, conv_tol, blowup, shared, mesh, block, int(batch_size))(
+        methods, states, keys, *put)
     return [np.asarray(o)[:m] for o in out]

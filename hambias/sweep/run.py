@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
@@ -153,6 +154,17 @@ def _solve(geometry, beta, x0, problem64) -> _Pred:
     return _Pred(np.asarray(pred.x), pred.status)
 
 
+def minibatch_keys(seeds, points) -> np.ndarray:
+    """Raw key data of each point's mini-batches: fold_in(fold_in(key(seed), 2), point),
+    so ``run_iterates(..., batch_size=b, key=wrap_key_data(row))`` draws the same rows."""
+    def one(seed, point):
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 2), point)
+        return jax.random.key_data(key)
+
+    return np.asarray(jax.vmap(one)(jnp.asarray(seeds, jnp.uint32),
+                                    jnp.asarray(points, jnp.uint32)))
+
+
 def _compute_chunk(cfg: SweepConfig, lo: int, hi: int, mesh, caches: dict) -> dict:
     """All stored arrays of points lo..hi-1."""
     m, nmax = hi - lo, cfg.n_max
@@ -206,8 +218,10 @@ def _compute_chunk(cfg: SweepConfig, lo: int, hi: int, mesh, caches: dict) -> di
         arr = lambda axis: np.array([val[axis][j] for j in js], dt)
         methods = batch_methods(method_factory(name), model_key, arr("eta"), arr("alpha"),
                                 arr("beta"))
+        keys = minibatch_keys(seeds, lo + js) if cfg.batch_size else None
         X, loss0, loss, conv, status, div, hist = run_batch(
-            methods, batch_states(methods, X0), A, y, steps=cfg.steps, loss_every=cfg.loss_every, conv_tol=cfg.conv_tol,
+            methods, batch_states(methods, X0), A, y, keys=keys, batch_size=cfg.batch_size,
+            steps=cfg.steps, loss_every=cfg.loss_every, conv_tol=cfg.conv_tol,
             blowup=SWEEP_BLOWUP, mesh=mesh)
         bad = status != Status.SUCCESS
         X = np.where(bad[:, None], np.nan, X)
