@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import __version__
+
 __all__ = ["main"]
 
 
@@ -13,6 +15,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="hambias",
         description="Theory and simulation of the implicit bias of optimizers, centred on HAM.",
     )
+    parser.add_argument("--version", action="version", version=f"hambias {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser(
         "check",
