@@ -4,7 +4,7 @@
   ``figures/report.md`` with its figures; both live outside ``docs/`` and are added to the site
   here, so there is one copy of each.
 * The tutorials are executed at build time (by mkdocs-jupyter) in quick mode,
-  ``HAMBIAS_QUICK=1``, with the Agg backend.
+  ``HAMBIAS_QUICK=1``.
 * References to the documentation in docstrings and in the report (``docs/<page>.md#<anchor>``,
   and the legacy "THEORY.md §n" / "MEASUREMENTS.md" form through ``hambias._refs``) become links.
 """
@@ -31,10 +31,11 @@ REPORT = "report"
 
 
 def on_config(config):
-    # Read by the notebooks (small problems) and by matplotlib in the executing kernels, which
-    # inherit this process's environment.
+    # Read by the notebooks (small problems) in the executing kernels, which inherit this
+    # process's environment.  MPLBACKEND stays unset there: the kernels' inline backend is
+    # what puts the figures into the pages.
     os.environ.setdefault("HAMBIAS_QUICK", "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.pop("MPLBACKEND", None)
     return config
 
 
@@ -49,6 +50,17 @@ def on_files(files: Files, config) -> Files:
         uri = f"{REPORT}/index.md" if rel == "report.md" else f"{REPORT}/{rel}"
         files.append(File.generated(config, uri, abs_src_path=str(path)))
     return files
+
+
+def on_nav(nav, config, files):
+    # mkdocs-jupyter wraps each notebook File in a proxy that recomputes abs_src_path from
+    # src_dir, which a generated File (ours: the source lives in notebooks/) does not have;
+    # give the proxy the wrapped file's path so it can read and execute the notebook.
+    for f in files:
+        inner = f.__dict__.get("file")
+        if inner is not None and f.__dict__.get("abs_src_path") is None:
+            f.__dict__["abs_src_path"] = inner.abs_src_path
+    return nav
 
 
 # The paper checks of §11 each have their own page.
