@@ -5,8 +5,9 @@
   here, so there is one copy of each.
 * The tutorials are executed at build time (by mkdocs-jupyter) in quick mode,
   ``HAMBIAS_QUICK=1``.
-* References to the documentation in docstrings and in the report (``docs/<page>.md#<anchor>``,
-  and the legacy "THEORY.md §n" / "MEASUREMENTS.md" form through ``hambias._refs``) become links.
+* References to the documentation in docstrings, notebooks and the report
+  (``docs/<page>.md#<anchor>``, and the legacy "THEORY.md §n" / "MEASUREMENTS.md" form through
+  ``hambias._refs``) become links.
 """
 
 from __future__ import annotations
@@ -127,8 +128,8 @@ _TEXT_REF = re.compile(r"(?<![\w/\"'=])docs/([\w./-]+?\.md)#([A-Za-z][\w-]*)")
 
 
 def on_page_content(content: str, page, config, files) -> str:
-    """In the API pages, turn documentation references in docstrings into links."""
-    if not page.file.src_uri.startswith("api/"):
+    """In the API and tutorial pages, turn references to the documentation into links."""
+    if not page.file.src_uri.startswith(("api/", f"{TUTORIALS}/")):
         return content
 
     def new_form(m):
