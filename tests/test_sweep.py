@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -176,7 +177,8 @@ def test_automatic_chunking_fits_the_memory_budget():
 # ----------------------------------------------------------------------------- engine
 
 
-@jax.jit(static_argnames=("method", "steps"))
+# partial: jax.jit as a keyword-only decorator factory needs a newer jax than the lower bound
+@partial(jax.jit, static_argnames=("method", "steps"))
 def _loop(A, y, x, alpha, eta, beta, *, method, steps):
     d = A.shape[0]
 

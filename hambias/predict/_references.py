@@ -185,7 +185,7 @@ def ridge(problem, beta: float) -> Prediction:
 
     >>> import numpy as np
     >>> from hambias import LinearRegression
-    >>> float(ridge(LinearRegression(np.array([[1.0]]), np.array([2.0])), 1.0).x[0])
+    >>> round(float(ridge(LinearRegression(np.array([[1.0]]), np.array([2.0])), 1.0).x[0]), 12)
     1.0
     """
     A, y = problem_arrays(problem)
