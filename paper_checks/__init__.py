@@ -35,6 +35,7 @@ CHECKS: dict[str, str] = {
     "stability_threshold": "§11",
     "negative_alpha_box": "§11",
     "regression_experiment": "§11",
+    "sgd_bias": "§7",
     "uncertainties": "§12",
 }
 
