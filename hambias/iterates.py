@@ -264,7 +264,8 @@ def run_iterates(
 
     Raises:
         ValueError: non-integer or negative ``steps``, ``record_every`` < 1, a
-            non-positive ``blowup``, or ``x0`` / ``reference`` of the wrong shape or with NaN.
+            non-positive ``blowup``, ``x0`` / ``reference`` of the wrong shape or with NaN,
+            or an ``x0`` beyond ``blowup``.
 
     >>> import jax.numpy as jnp
     >>> from hambias import GDHyp, LinearRegression
@@ -304,6 +305,10 @@ def run_iterates(
             raise ValueError(
                 f"reference must have the shape of x0, {x_init.shape}, got {reference.shape}"
             )
+    if is_concrete(x_init) and not np.all(np.abs(np.asarray(x_init)) <= blowup):
+        raise ValueError(f"x0 exceeds the blow-up threshold: max|x0| = "
+                         f"{float(np.max(np.abs(np.asarray(x_init)))):.3g} > blowup = "
+                         f"{blowup:g}; pass a larger blowup= for starts of this size")
     if isinstance(problem, AbstractProblem) and hasattr(problem, "n") and is_concrete(x_init):
         if x_init.shape != (problem.n,):
             raise ValueError(
