@@ -22,7 +22,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from . import _series
 from ._validate import is_concrete as _is_concrete
@@ -72,27 +72,27 @@ class AbstractGeometry(eqx.Module):
 
     # -- the five elementwise maps a geometry must provide -------------------
     @abc.abstractmethod
-    def inverse_metric(self, x: ArrayLike) -> Array:
+    def inverse_metric(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """Elementwise inverse metric g⁻¹(x) = 1/R''(x)."""
 
     @abc.abstractmethod
-    def mirror_map(self, x: ArrayLike) -> Array:
+    def mirror_map(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """Elementwise mirror map ∇R(x)."""
 
     @abc.abstractmethod
-    def inverse_mirror_map(self, phi: ArrayLike) -> Array:
+    def inverse_mirror_map(self, phi: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """Elementwise inverse of the mirror map, (∇R)⁻¹(φ) = ∇R*(φ)."""
 
     @abc.abstractmethod
-    def coordinate_potential(self, x: ArrayLike) -> Array:
+    def coordinate_potential(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """Elementwise potential r(x_i); ``potential`` is its sum."""
 
     @abc.abstractmethod
-    def coordinate_conjugate(self, phi: ArrayLike) -> Array:
+    def coordinate_conjugate(self, phi: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """Elementwise convex conjugate r*(φ_i); ``conjugate`` is its sum."""
 
     # -- domain ----------------------------------------------------------------
-    def domain_violation(self, x: ArrayLike) -> Array:
+    def domain_violation(self, x: Float[ArrayLike, "*shape"]) -> Bool[Array, "*shape"]:
         """Boolean mask of the coordinates of ``x`` outside the domain of R."""
         return jnp.zeros(jnp.shape(x), dtype=bool)
 
@@ -129,19 +129,20 @@ class AbstractGeometry(eqx.Module):
         )
 
     # -- derived quantities ----------------------------------------------------
-    def potential(self, x: ArrayLike) -> Array:
+    def potential(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
         """R(x) = Σ_i r(x_i), a scalar (summed over all coordinates)."""
         return jnp.sum(self.coordinate_potential(x))
 
-    def conjugate(self, phi: ArrayLike) -> Array:
+    def conjugate(self, phi: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
         """R*(φ) = Σ_i r*(φ_i), a scalar."""
         return jnp.sum(self.coordinate_conjugate(phi))
 
-    def dual_inverse_metric(self, phi: ArrayLike) -> Array:
+    def dual_inverse_metric(self, phi: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """∇²R*(φ) (diagonal) = g⁻¹((∇R)⁻¹(φ)); used by the dual Newton solver."""
         return self.inverse_metric(self.inverse_mirror_map(phi))
 
-    def coordinate_bregman(self, x: ArrayLike, y: ArrayLike) -> Array:
+    def coordinate_bregman(self, x: Float[ArrayLike, "*shape"],
+                           y: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """Elementwise D(x_i, y_i) = r(x_i) − r(y_i) − r'(y_i)(x_i − y_i)."""
         x, y = jnp.asarray(x), jnp.asarray(y)
         return (
@@ -150,12 +151,13 @@ class AbstractGeometry(eqx.Module):
             - self.mirror_map(y) * (x - y)
         )
 
-    def bregman_divergence(self, x: ArrayLike, y: ArrayLike) -> Array:
+    def bregman_divergence(self, x: Float[ArrayLike, "*shape"],
+                           y: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
         """D_R(x, y) = R(x) − R(y) − ⟨∇R(y), x − y⟩ ≥ 0 (THEORY.md §1)."""
         return jnp.sum(self.coordinate_bregman(x, y))
 
     # -- the explicit regulariser of the β > 0 flow ------------------------------
-    def coordinate_regulariser(self, x: ArrayLike) -> Array:
+    def coordinate_regulariser(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """Elementwise H(x_i) = ∫₀^{x_i} s / g⁻¹(s) ds, so that g⁻¹(x) H'(x) = x.
 
         With weight decay β the flow dθ = −g⁻¹∇f dt − βθ dt is the Riemannian gradient
@@ -170,16 +172,16 @@ class AbstractGeometry(eqx.Module):
         s = 0.5 * x[..., None] * (nodes + 1.0)  # quadrature points on [0, x]
         return 0.5 * x * jnp.sum(weights * s / self.inverse_metric(s), axis=-1)
 
-    def regulariser(self, x: ArrayLike) -> Array:
+    def regulariser(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
         """H(x) = Σ_i H(x_i), a scalar (the explicit bias of the β > 0 flow)."""
         return jnp.sum(self.coordinate_regulariser(x))
 
-    def regulariser_grad(self, x: ArrayLike) -> Array:
+    def regulariser_grad(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """∇H(x) = x / g⁻¹(x), elementwise."""
         x = jnp.asarray(x, dtype=jnp.result_type(float))
         return x / self.inverse_metric(x)
 
-    def regulariser_curvature(self, x: ArrayLike) -> Array:
+    def regulariser_curvature(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """H''(x_i) = d/dx (x / g⁻¹(x)), elementwise (the diagonal of ∇²H); autodiff by default."""
         x = jnp.asarray(x, dtype=jnp.result_type(float))
         flat = x.reshape(-1)

@@ -12,7 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._validate import check_vector, is_concrete
 from .methods import AbstractMethod
@@ -73,16 +73,16 @@ class IterateResult(eqx.Module):
         blowup: the threshold on max|x| that was used.
     """
 
-    steps: Array
-    xs: Array | None
-    loss: Array
-    distance: Array | None
-    flips_step: Array
-    flips_init: Array
-    x: Array
+    steps: Int[Array, " r"]
+    xs: Float[Array, "r n"] | None
+    loss: Float[Array, " r"]
+    distance: Float[Array, " r"] | None
+    flips_step: Int[Array, " r"]
+    flips_init: Int[Array, " r"]
+    x: Float[Array, " n"]
     state: object
-    status: Array
-    divergence_step: Array
+    status: Int[Array, ""]
+    divergence_step: Int[Array, ""]
     blowup: float = eqx.field(static=True)
 
     @property
@@ -216,11 +216,11 @@ _run_jit = eqx.filter_jit(_run_impl)
 def run_iterates(
     method: AbstractMethod,
     problem: AbstractProblem,
-    x0,
+    x0: Float[ArrayLike, " n"] | tuple,
     *,
     steps: int,
     record_every: int = 1,
-    reference: ArrayLike | None = None,
+    reference: Float[ArrayLike, " n"] | None = None,
     blowup: float = DEFAULT_BLOWUP,
     record_x: bool = True,
     batch_size: int | None = None,

@@ -32,7 +32,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Float
 
 from ._validate import check_bounds, check_vector, is_concrete
 from .geometry import AbstractGeometry, Euclidean, HAMGeometry, PointwiseProduct
@@ -115,15 +115,15 @@ class AbstractMethod(eqx.Module):
     built-in one does; register it with :func:`register_method` to use it in sweeps.
     """
 
-    def init(self, x0: ArrayLike):
+    def init(self, x0: Float[ArrayLike, " n"]):
         """The state at θ₀ = ``x0``."""
         return check_vector("x0", x0)
 
     @abc.abstractmethod
-    def update(self, state, grad: Array):
+    def update(self, state, grad: Float[Array, " n"]):
         """One iteration from ``state``, given ``grad`` = ∇f(params(state))."""
 
-    def params(self, state) -> Array:
+    def params(self, state) -> Float[Array, " n"]:
         """The point θ ∈ ℝⁿ represented by ``state``."""
         return state
 

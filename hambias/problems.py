@@ -12,7 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from ._rowspace import KAPPA_MAX, RANK_RTOL, RowSpace
 from ._validate import is_concrete as _is_concrete
@@ -24,22 +24,24 @@ __all__ = ["AbstractProblem", "LossProblem", "LinearRegression", "RowSpace", "mi
 class AbstractProblem(eqx.Module):
     """A differentiable loss on ℝⁿ.  Subclasses define ``loss``; ``grad`` and ``hvp`` follow."""
 
-    def loss(self, x: ArrayLike) -> Array:  # pragma: no cover - abstract
+    def loss(self, x: Float[ArrayLike, " n"]) -> Float[Array, ""]:  # pragma: no cover
         raise NotImplementedError
 
-    def grad(self, x: ArrayLike) -> Array:
+    def grad(self, x: Float[ArrayLike, " n"]) -> Float[Array, " n"]:
         """∇f(x)."""
         return jax.grad(self.loss)(jnp.asarray(x))
 
-    def hvp(self, x: ArrayLike, v: ArrayLike) -> Array:
+    def hvp(self, x: Float[ArrayLike, " n"], v: Float[ArrayLike, " n"]) -> Float[Array, " n"]:
         """Hessian-vector product ∇²f(x) v."""
         return jax.jvp(self.grad, (jnp.asarray(x),), (jnp.asarray(v),))[1]
 
-    def loss_and_grad(self, x: ArrayLike) -> tuple[Array, Array]:
+    def loss_and_grad(self, x: Float[ArrayLike, " n"]) -> tuple[Float[Array, ""],
+                                                                Float[Array, " n"]]:
         """(f(x), ∇f(x)); problems override it to share work between the two."""
         return self.loss(x), self.grad(x)
 
-    def loss_and_minibatch_grad(self, x: ArrayLike, key: Array, batch_size: int):
+    def loss_and_minibatch_grad(self, x: Float[ArrayLike, " n"], key: Array,
+                                batch_size: int) -> tuple[Float[Array, ""], Float[Array, " n"]]:
         """(f(x), a stochastic gradient from ``batch_size`` samples drawn with ``key``).
 
         Only problems that are sums over samples define it (:class:`LinearRegression`).
@@ -160,7 +162,7 @@ class LinearRegression(AbstractProblem):
         """Number of dimensions (columns of A)."""
         return self.A.shape[1]
 
-    def residual(self, x: ArrayLike) -> Array:
+    def residual(self, x: Float[ArrayLike, " n"]) -> Float[Array, " d"]:
         """Ax − y."""
         return self.A @ self._check_point(x) - self.y
 
@@ -211,7 +213,8 @@ class LinearRegression(AbstractProblem):
             raise ValueError("LinearRegression.row_space needs a concrete A (not under jit)")
         return RowSpace.of(np.asarray(self.A, dtype=np.float64))
 
-    def min_norm_interpolant(self, x0: ArrayLike | None = None) -> Array:
+    def min_norm_interpolant(self, x0: Float[ArrayLike, " n"] | None = None
+                             ) -> Float[np.ndarray, " n"]:
         """x₀ + Aᵀ(AAᵀ)⁻¹(y − Ax₀): the interpolant closest to x₀ in ‖·‖₂.
 
         This is where gradient descent from x₀ ends (THEORY.md §7, Euclidean case).
@@ -239,7 +242,7 @@ class LinearRegression(AbstractProblem):
                 raise ValueError("LinearRegression.min_norm_interpolant: x0 must be finite")
         return self.row_space().min_norm(y, x0)
 
-    def box_ratio(self, half_width: ArrayLike) -> float:
+    def box_ratio(self, half_width: Float[ArrayLike, "*n"]) -> float:
         """min over interpolants of max_i |x_i|/w_i, by an LP (scipy HiGHS).
 
         A value below 1 means some x with Ax = y lies strictly inside the box |x_i| < w_i
@@ -273,7 +276,7 @@ class LinearRegression(AbstractProblem):
         return float(res.x[n]) / c
 
 
-def minibatch_mask(key: Array, d: int, batch_size: int) -> Array:
+def minibatch_mask(key: Array, d: int, batch_size: int) -> Bool[Array, " {d}"]:
     """A 0/1 vector of length d with exactly ``batch_size`` ones at uniformly random rows
     (the ``batch_size`` smallest of d uniform draws), drawn with ``key``."""
     u = jax.random.uniform(key, (d,))
@@ -289,7 +292,7 @@ def sparse_regression(
     design: str = "gaussian",
     noise: float = 0.0,
     dtype=None,
-) -> tuple[LinearRegression, Array]:
+) -> tuple[LinearRegression, Float[Array, " n"]]:
     """Draw an underdetermined sparse regression problem y = A x* (+ noise).
 
     A has i.i.d. N(0, 1) (``design="gaussian"``) or ±1 (``"rademacher"``) entries;

@@ -6,7 +6,10 @@ import time
 
 import numpy as np
 
-from ..geometry import Euclidean
+from jaxtyping import ArrayLike, Float
+
+from ..geometry import AbstractGeometry, Euclidean
+from ..problems import LinearRegression
 from ._certificate import (
     equality_residuals,
     penalised_residual,
@@ -53,9 +56,9 @@ def _check_interpolant_in_domain(geometry, problem):
 
 
 def predict_limit(
-    geometry,
-    problem,
-    x0=None,
+    geometry: AbstractGeometry,
+    problem: LinearRegression,
+    x0: Float[ArrayLike, " n"] | None = None,
     *,
     beta: float = 0.0,
     solver: str = "auto",

@@ -14,6 +14,7 @@ neither depends on κ(A) beyond round-off.  β > 0, x = argmin f + βH:
 from __future__ import annotations
 
 import numpy as np
+from jaxtyping import ArrayLike, Float
 
 from ._oracle import Oracle
 
@@ -64,7 +65,9 @@ def roundoff_floor(oracle: Oracle, A, y, x, beta) -> float:
     return eps * _rel(num, np.linalg.norm(gf) + np.linalg.norm(gh))
 
 
-def kkt_residuals(geometry, problem, x, *, x0=None, beta: float = 0.0) -> tuple[float, float]:
+def kkt_residuals(geometry, problem, x: Float[ArrayLike, " n"], *,
+                  x0: Float[ArrayLike, " n"] | None = None,
+                  beta: float = 0.0) -> tuple[float, float]:
     """The certificate of a candidate limit x: ``(primal, dual)`` relative KKT residuals.
 
     β = 0 (x = argmin_{Ax=y} D_R(x, x₀), THEORY.md §7):

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+from jaxtyping import Float
 
 from ..status import Status, StatusError
 
@@ -61,8 +62,8 @@ class Prediction:
         seconds: wall-clock time of the solve.
     """
 
-    x: np.ndarray
-    dual: np.ndarray
+    x: Float[np.ndarray, " n"]
+    dual: Float[np.ndarray, " d"]
     solver: str
     status: Status
     message: str
@@ -71,7 +72,7 @@ class Prediction:
     iterations: int
     beta: float
     geometry: Any = dataclasses.field(repr=False)
-    x0: np.ndarray = dataclasses.field(repr=False)
+    x0: Float[np.ndarray, " n"] = dataclasses.field(repr=False)
     seconds: float = 0.0
 
     @property
