@@ -111,6 +111,19 @@ class AbstractGeometry(eqx.Module):
             f"first at index {int(idx[0])} with value {x.reshape(-1)[idx[0]]!r}"
         )
 
+    # -- scale -----------------------------------------------------------------
+    def length_scale(self) -> Array:
+        """The geometry's own length scale s > 0 (a scalar or one per coordinate).
+
+        Below |x| ≈ s the inverse metric stays near its value at 0; above it, it
+        changes by a large factor (γ for m⊙w, 1/|α| for HAM).  A flow started in
+        |x| ≲ s lives there at first, so an absolute error tolerance above s
+        makes its early dynamics, and everything that follows, meaningless.
+        :func:`hambias.solve_flow` uses it to choose its coordinates and
+        tolerances.  Default: ``inf`` (no scale of its own, as for Euclidean).
+        """
+        return jnp.asarray(jnp.inf)
+
     # -- derived quantities ----------------------------------------------------
     def potential(self, x: ArrayLike) -> Array:
         """R(x) = Σ_i r(x_i), a scalar (summed over all coordinates)."""
@@ -190,6 +203,11 @@ def _check_param(name: str, value, *, positive: bool, allow_zero: bool = False) 
             raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
+# Below this max(|x|, γ), x² + γ² loses digits to underflow (float64 normals end at 2.2e-308,
+# and 1e-150² = 1e-300 leaves eight decades of margin).
+_MW_UNDERFLOW = 1e-150
+
+
 class PointwiseProduct(AbstractGeometry):
     """The m⊙w geometry (pointwise overparameterisation x = m⊙w), paper normalisation.
 
@@ -215,12 +233,23 @@ class PointwiseProduct(AbstractGeometry):
         _check_param("PointwiseProduct: gamma", gamma, positive=True)
         self.gamma = gamma if isinstance(gamma, (int, float)) else jnp.asarray(gamma)
 
+    def length_scale(self):
+        return jnp.abs(jnp.asarray(self.gamma))
+
     def inverse_metric(self, x):
         # √(x² + γ²) written out: jnp.hypot's second derivative is wrong (0) where
         # |x| = γ, which autodiff Hessians of the potential would inherit.  x² only
-        # overflows for |x| > 1e154, far outside the supported range.
+        # overflows for |x| > 1e154, far outside the supported range.  Where both
+        # |x| and γ are below _MW_UNDERFLOW, x² + γ² underflows (to 0 at x = 0 for
+        # γ < 1.5e-154, which would freeze a flow started at 0): there both are
+        # divided by max(|x|, γ) first.
         x = jnp.asarray(x, dtype=jnp.result_type(float))
-        return jnp.sqrt(x * x + self.gamma * self.gamma)
+        g = self.gamma
+        m = jnp.maximum(jnp.abs(x), jnp.abs(g))
+        tiny = m < _MW_UNDERFLOW
+        m = jnp.where(tiny, m, 1.0)
+        scaled = m * jnp.sqrt((x / m) ** 2 + (g / m) ** 2)
+        return jnp.where(tiny, scaled, jnp.sqrt(x * x + g * g))
 
     def mirror_map(self, x):
         return jnp.arcsinh(jnp.asarray(x) / self.gamma)
@@ -283,6 +312,11 @@ class HAMGeometry(AbstractGeometry):
     def __init__(self, alpha):
         _check_param("HAMGeometry: alpha", alpha, positive=False)
         self.alpha = alpha if isinstance(alpha, (int, float)) else jnp.asarray(alpha)
+
+    def length_scale(self):
+        # 1/|α|: the inverse metric 1 + α|x| doubles (α > 0) or vanishes (α < 0) there;
+        # inf at α = 0 (Euclidean).
+        return 1.0 / jnp.abs(jnp.asarray(self.alpha, dtype=jnp.result_type(float)))
 
     def has_bounded_domain(self) -> bool:
         if _is_concrete(self.alpha):
