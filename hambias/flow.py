@@ -28,6 +28,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 from jaxtyping import Array, ArrayLike
 
 from ._validate import check_bounds, check_finite
@@ -196,6 +197,41 @@ _RANGE_MARGIN = 1.0
 COORDINATES = ("mirror", "primal")
 
 
+@jax.custom_jvp
+def _inverse_map(geometry, c, y):
+    """θ = (∇R)⁻¹(y/c), with ∂θ/∂y = g⁻¹(θ)/c as its derivative.
+
+    That is the identity ∇²R* = g⁻¹∘(∇R)⁻¹ (THEORY.md §1), evaluated as the product
+    of two O(1) numbers.  Autodiff through HAM's closed form instead multiplies factors
+    of size α and e^{α|φ|} before dividing by c: at α = 1e300 reverse mode overflows
+    (jax.jacrev of the field on a 10×30 regression: 898 of 900 entries non-finite with ψ
+    up to 690), and Kvaerno5 rejected step after step (15,000 steps short of the steady
+    state, where m⊙w at γ = 1e-300, the same flow in units of time α·t, needs 1,311; with
+    this rule it needs 1,711).
+    """
+    return geometry.inverse_mirror_map(y / c)
+
+
+@functools.partial(_inverse_map.defjvp, symbolic_zeros=True)
+def _inverse_map_jvp(primals, tangents):
+    geometry, c, y = primals
+    d_geometry, d_c, d_y = tangents
+    x = _inverse_map(geometry, c, y)
+    out = jnp.zeros_like(x)
+    if not isinstance(d_y, SymbolicZero):
+        out = out + geometry.inverse_metric(x) / c * d_y
+    zero = lambda t: isinstance(t, SymbolicZero)  # noqa: E731
+    if not all(zero(t) for t in jax.tree_util.tree_leaves((d_geometry, d_c), is_leaf=zero)):
+        # derivatives in the geometry's parameters or c (forward-mode sensitivities): the
+        # closed form's own, with y held fixed
+        d_geometry, d_c = jax.tree_util.tree_map(
+            lambda t, p: jnp.zeros_like(p) if zero(t) else t, (d_geometry, d_c),
+            (geometry, c), is_leaf=zero)
+        out = out + jax.jvp(lambda g, k: g.inverse_mirror_map(y / k), (geometry, c),
+                            (d_geometry, d_c))[1]
+    return x, out
+
+
 class _Chart(eqx.Module):
     """The state ↔ θ maps, the vector field and the error weights of one choice of
     coordinates (static).  ``args = (geometry, problem, beta, threshold, c, ell)``."""
@@ -204,7 +240,7 @@ class _Chart(eqx.Module):
 
     def to_x(self, y, args):
         geometry, c = args[0], args[4]
-        return geometry.inverse_mirror_map(y / c) if self.name == "mirror" else y
+        return _inverse_map(geometry, c, y) if self.name == "mirror" else y
 
     def from_x(self, x, args):
         geometry, c = args[0], args[4]
@@ -511,11 +547,11 @@ def _check_levels(name, levels, n, dtype, *, per_coordinate):
         if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] == 0:
             raise ValueError(f"{name} must have shape (L,) (the same levels for every "
                              f"coordinate) or (n, L) = ({n}, L) with L >= 1, got shape "
-                             f"{jnp.shape(levels)}")
+                             f"{np.shape(levels)}")
         return check_bounds(name, arr, gt=0.0)
     if arr.ndim != 1 or arr.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty vector of shape (M,), got shape "
-                         f"{jnp.shape(levels)}")
+                         f"{np.shape(levels)}")
     return check_finite(name, arr)
 
 
@@ -1084,15 +1120,15 @@ def _step_pieces(chart, args, steps, k, i=None):
     st, sy, _ = steps
     ta, h = st[k - 1], st[k] - st[k - 1]
 
-    def derivatives(y):
-        f = lambda u: chart.field(0.0, u, args)  # noqa: E731
+    def derivatives(y, h):
+        # in units of the step: h·ẏ and h²·ÿ = (h·J)(h·ẏ).  In units of time ÿ overflows
+        # for HAM at α ≳ 1e155 (ẏ ~ α|∇f|, J ~ α·L), while h·ẏ is O(ψ).
+        f = lambda u: h * chart.field(0.0, u, args)  # noqa: E731
         return jax.jvp(f, (y,), (f(y),))
 
     ya, yb = sy[k - 1], sy[k]
-    fa, ga = jax.vmap(derivatives)(ya)
-    fb, gb = jax.vmap(derivatives)(yb)
-    hh = h[:, None]
-    fa, fb, ga, gb = fa * hh, fb * hh, ga * hh * hh, gb * hh * hh
+    fa, ga = jax.vmap(derivatives)(ya, h)
+    fb, gb = jax.vmap(derivatives)(yb, h)
     if i is not None:
         rows = jnp.arange(k.shape[0])
         ya, yb, fa, fb, ga, gb = (m[rows, i] for m in (ya, yb, fa, fb, ga, gb))
@@ -1277,27 +1313,29 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
             code = STATUS_NON_FINITE
             break
         dense = solver.dense_output()
+        # brentq's xtol is absolute: resolve the root to float64 precision of t, which is
+        # ~1e-298 for HAM at α = 1e300
+        xtol = 4 * np.finfo(float).eps * abs(t_now)
         sel = (g > t_old) & (g <= t_now)
         if np.any(sel):
             saved[sel] = dense(g[sel]).T
         if zero_crossings:
             for i in np.flatnonzero((y_old - zero) * (y_now - zero) < 0):
                 crossings[i].append(optimize.brentq(
-                    lambda t, i=i: dense(t)[i] - zero[i], t_old, t_now,
-                    xtol=4 * np.finfo(float).eps))
+                    lambda t, i=i: dense(t)[i] - zero[i], t_old, t_now, xtol=xtol))
         if levels is not None:
             q_now = (y_now[:, None] - lo) * (hi - y_now[:, None])
             for i, l in zip(*np.nonzero(np.isnan(level_times) & (np.sign(q_now) != q_start)),
                             strict=True):
                 level_times[i, l] = optimize.brentq(
                     lambda t, i=i, l=l: (dense(t)[i] - lo[i, l]) * (hi[i, l] - dense(t)[i]),
-                    t_old, t_now, xtol=4 * np.finfo(float).eps)
+                    t_old, t_now, xtol=xtol)
         if loss_levels is not None:
             f_now = float(_loss_jit(args, x_now))
             for m in np.flatnonzero(np.isnan(loss_times) & (f_now <= lv_loss)):
                 loss_times[m] = optimize.brentq(
                     lambda t, m=m: float(_loss_jit(args, to_x(dense(t)))) - lv_loss[m],
-                    t_old, t_now, xtol=4 * np.finfo(float).eps)
+                    t_old, t_now, xtol=xtol)
         if np.any(np.asarray(geometry.domain_violation(x_now)) & np.isfinite(x_now)):
             code = STATUS_LEFT_DOMAIN
             break
