@@ -260,25 +260,29 @@ class _Chart(eqx.Module):
             return c * (ell + jnp.abs(x)) / geometry.inverse_metric(x)
         return ell + jnp.abs(x)
 
-    def steady(self, t, y, args, **kwargs):
+    def stops(self, y, args):
+        """Why a solve stops at state y: (steady, at the boundary, at the range limit).
+
+        * steady: ‖∇F(θ)‖ ≤ threshold (−1 when it must never fire);
+        * at the boundary: a finite θ on or beyond the boundary of the domain; in mirror
+          coordinates θ has rounded onto the wall (the flow goes there and has no rest
+          point inside), in primal coordinates a step crossed it;
+        * at the range limit (mirror coordinates): the inverse map overflows within
+          _RANGE_MARGIN of ψ, where trial steps are rejected and the step would collapse.
+        """
         geometry, problem, beta, threshold = args[:4]
         x = self.to_x(y, args)
-        return jnp.linalg.norm(_mirror_gradient(geometry, problem, x, beta)) <= threshold
-
-    def at_boundary(self, t, y, args, **kwargs):
-        # a finite state on or beyond the boundary of the domain: in mirror coordinates θ
-        # has rounded onto the wall (the flow goes there and has no rest point inside);
-        # in primal coordinates a step crossed it.
-        x = self.to_x(y, args)
-        return jnp.any(args[0].domain_violation(x) & jnp.isfinite(x))
-
-    def at_range_limit(self, t, y, args, **kwargs):
-        # the inverse mirror map overflows within _RANGE_MARGIN of ψ: trial steps beyond it
-        # are rejected and the step size would collapse there (mirror coordinates only)
+        steady = jnp.linalg.norm(_mirror_gradient(geometry, problem, x, beta)) <= threshold
+        boundary = jnp.any(geometry.domain_violation(x) & jnp.isfinite(x))
         if self.name != "mirror":
-            return jnp.asarray(False)
+            return steady, boundary, jnp.asarray(False)
         near = self.to_x(y + _RANGE_MARGIN * jnp.sign(y), args)
-        return ~jnp.all(jnp.isfinite(near))
+        return steady, boundary, ~jnp.all(jnp.isfinite(near))
+
+    def stop(self, t, y, args, **kwargs):
+        """The event of the diffrax solve: any reason in :meth:`stops` (one θ per step)."""
+        steady, boundary, limit = self.stops(y, args)
+        return steady | boundary | limit
 
 
 _CHARTS = {name: _Chart(name) for name in COORDINATES}
@@ -732,14 +736,14 @@ def solve_flow(
 
     A tiny initialisation scale: m⊙w with γ = 1e-12 on f = (θ − 1)²/2 from 0 reaches
     θ = ½ at t = log 2 + log(1/γ) + O(γ) = 28.3241683 (a level of |θ|), and
-    f = 1/8 there (a loss level):
+    f = 1/8 there (a loss level); the default tolerances need float64:
 
+    >>> jax.config.update("jax_enable_x64", True)
     >>> one = LinearRegression([[1.0]], [1.0])
-    >>> r = solve_flow(PointwiseProduct(1e-12), one, [0.0], t1=28.3241683)
-    >>> round(float(r.x[0]), 6)
+    >>> r = solve_flow(PointwiseProduct(1e-12), one, [0.0], t1=40.0, saveat=[28.3241683],
+    ...                levels=[0.5], loss_levels=[0.125])
+    >>> round(float(r.xs[0, 0]), 6)
     0.5
-    >>> r = solve_flow(PointwiseProduct(1e-12), one, [0.0], t1=40.0, levels=[0.5],
-    ...                loss_levels=[0.125])
     >>> round(float(r.level_times[0, 0]), 6), round(float(r.loss_level_times[0]), 6)
     (28.324168, 28.324168)
     """
@@ -851,18 +855,21 @@ def _theta_tolerance_class():
             return self
 
         def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
-            start = diffrax.PIDController(rtol=0.0, atol=self.rtol * self.chart.weight(y0, args),
-                                          norm=self.norm)
-            return start.init(terms, t0, t1, y0, dt0, args, func, error_order)
+            w0 = self.chart.weight(y0, args)
+            start = diffrax.PIDController(rtol=0.0, atol=self.rtol * w0, norm=self.norm)
+            t_next, pid_state = start.init(terms, t0, t1, y0, dt0, args, func, error_order)
+            return t_next, (pid_state, w0)
 
         def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order,
                             controller_state):
-            w0 = self.chart.weight(y0, args)
+            # the state carries the weights of y0 (those of the last accepted y1)
+            pid_state, w0 = controller_state
             w1 = self.chart.weight(y1_candidate, args)
             w1 = jnp.where(jnp.isfinite(w1), w1, w0)  # an overflowing trial: judge by y_error
             pid = diffrax.PIDController(rtol=self.rtol, atol=0.0, norm=self.norm)
-            return pid.adapt_step_size(t0, t1, w0, w1, args, y_error, error_order,
-                                       controller_state)
+            keep, t_next0, t_next1, jump, pid_state, result = pid.adapt_step_size(
+                t0, t1, w0, w1, args, y_error, error_order, pid_state)
+            return keep, t_next0, t_next1, jump, (pid_state, jnp.where(keep, w1, w0)), result
 
     return _ThetaTolerance
 
@@ -901,11 +908,11 @@ def _segment(cfg, solver_name, nsteps, args, t_start, y_start, t1, ts, rtol):
         diffrax.ODETerm(chart.field), _diffrax_solver(solver_name, rtol), t_start, t1, None,
         y_start, args=args, saveat=diffrax.SaveAt(subs=subs),
         stepsize_controller=_theta_tolerance(chart, rtol),
-        event=diffrax.Event([chart.steady, chart.at_boundary, chart.at_range_limit]),
-        max_steps=nsteps,
+        event=diffrax.Event(chart.stop), max_steps=nsteps,
         throw=False, adjoint=diffrax.ForwardMode())
     event = sol.result == diffrax.RESULTS.event_occurred
-    steady, boundary, limit = (event & m for m in sol.event_mask)
+    # the event fired at the final state: which reason, evaluated there again
+    steady, boundary, limit = (event & m for m in chart.stops(sol.ys[1][-1], args))
     code = jnp.select(
         [(sol.result == diffrax.RESULTS.successful) | steady, boundary, limit,
          sol.result == diffrax.RESULTS.max_steps_reached],
