@@ -10,12 +10,19 @@ d∇R(θ_t) = −∇f(θ_t) dt of the geometry's potential R; for β > 0 it is t
 Riemannian gradient flow of F = f + βH with ∇F(θ) = ∇f(θ) + β θ / g⁻¹(θ)
 (THEORY.md §11), and ‖∇F‖ is the stationarity residual used for t = ∞.
 
+The solver integrates the scaled mirror coordinate ψ = c ⊙ ∇R(θ), in which the
+flow reads dψ/dt = −c ⊙ ∇F(θ(ψ)) with the closed-form inverse map θ = (∇R)⁻¹(ψ/c):
+the escape of a small initialisation (|θ| ~ γ or 1/α, far below any absolute
+tolerance) is linear there instead of exponential, and a box domain (HAM, α < 0)
+cannot be left.  Its error control holds θ to rtol·|θ| + min(atol, rtol·s), s the
+geometry's own length scale, in every regime (see :func:`solve_flow`).
+
 The HAM flow is stiff where α|θ| is large: the Jacobian −g⁻¹∇²f has eigenvalues
-up to (1 + α max|θ|)·L.  The transient to the interpolating set is not stiff;
-only the approach to the limit is.  Hence the default ``method="auto"``: an
-explicit Tsit5 with a steady-state event (which stops the solve before stiffness
-costs anything) and, if the explicit solver spends its step budget, a switch to
-the L-stable implicit Kvaerno5 from where it stopped (see :func:`solve_flow`).
+up to (1 + α max|θ|)·L, in either coordinates.  The transient to the interpolating
+set is not stiff; only the approach to the limit is.  Hence the default
+``method="auto"``: an explicit Tsit5 with a steady-state event (which stops the solve
+before stiffness costs anything) and, if the explicit solver spends its step budget,
+a switch to the L-stable implicit Kvaerno5 from where it stopped.
 """
 
 from __future__ import annotations
@@ -160,8 +167,7 @@ def stationarity_residual(
     >>> float(stationarity_residual(Euclidean(), p, jnp.array([3.0, 4.0])))
     5.0
     """
-    x = jnp.asarray(x)
-    return jnp.linalg.norm(problem.grad(x) + beta * x / geometry.inverse_metric(x))
+    return jnp.linalg.norm(_mirror_gradient(geometry, problem, jnp.asarray(x), beta))
 
 
 def _mirror_gradient(geometry, problem, x, beta):
@@ -169,14 +175,6 @@ def _mirror_gradient(geometry, problem, x, beta):
     (x/g⁻¹ is 0/0 where g⁻¹ vanishes: HAM with α < 0 on the wall)."""
     decay = jnp.where(beta == 0, 0.0, beta * x / geometry.inverse_metric(x))
     return problem.grad(x) + decay
-
-
-# A mirror-coordinate state within this distance of ψ (scaled so that dψ/dθ = 1/ℓ at 0;
-# a factor e in |θ| where the map is logarithmic) of the overflow of the inverse mirror map
-# is at the end of float64: the solver would shrink its steps there forever (a stalled
-# solve spent 110,000 steps at m⊙w γ = 1e-300 near |θ| = 1.8e8).  The approach to the
-# overflow is geometric, so the margin only changes how many rejected steps lead there.
-_RANGE_MARGIN = 1.0
 
 
 # -- coordinates ---------------------------------------------------------------------
@@ -195,6 +193,13 @@ _RANGE_MARGIN = 1.0
 # below atol (|θ| ~ γ ≪ atol) are resolved; in mirror coordinates a pure relative
 # tolerance on θ is an absolute one on the logarithmic ψ.
 COORDINATES = ("mirror", "primal")
+
+# A mirror-coordinate state within this distance of ψ (scaled so that dψ/dθ = 1/ℓ at 0;
+# a factor e in |θ| where the map is logarithmic) of the overflow of the inverse mirror map
+# is at the end of float64: the solver would shrink its steps there forever (a stalled
+# solve spent 110,000 steps at m⊙w γ = 1e-300 near |θ| = 1.8e8).  The approach to the
+# overflow is geometric, so the margin only changes how many rejected steps lead there.
+_RANGE_MARGIN = 1.0
 
 
 @jax.custom_jvp
@@ -220,7 +225,7 @@ def _inverse_map_jvp(primals, tangents):
     out = jnp.zeros_like(x)
     if not isinstance(d_y, SymbolicZero):
         out = out + geometry.inverse_metric(x) / c * d_y
-    zero = lambda t: isinstance(t, SymbolicZero)  # noqa: E731
+    zero = lambda t: isinstance(t, SymbolicZero)
     if not all(zero(t) for t in jax.tree_util.tree_leaves((d_geometry, d_c), is_leaf=zero)):
         # derivatives in the geometry's parameters or c (forward-mode sensitivities): the
         # closed form's own, with y held fixed
@@ -1130,7 +1135,7 @@ def _step_pieces(chart, args, steps, k, i=None):
     def derivatives(y, h):
         # in units of the step: h·ẏ and h²·ÿ = (h·J)(h·ẏ).  In units of time ÿ overflows
         # for HAM at α ≳ 1e155 (ẏ ~ α|∇f|, J ~ α·L), while h·ẏ is O(ψ).
-        f = lambda u: h * chart.field(0.0, u, args)  # noqa: E731
+        f = lambda u: h * chart.field(0.0, u, args)
         return jax.jvp(f, (y,), (f(y),))
 
     ya, yb = sy[k - 1], sy[k]
@@ -1143,7 +1148,7 @@ def _step_pieces(chart, args, steps, k, i=None):
 
 
 def _hermite_crossings(chart, args, steps, max_crossings):
-    """Sign changes of θ_i between consecutive step ends, located on the Hermite cubic."""
+    """Sign changes of θ_i between consecutive step ends, located on the step's interpolant."""
     st, sy, ends = steps
     n = sy.shape[1]
     zero = chart.from_x(jnp.zeros((n,), sy.dtype), args)  # θ = 0 in the solver's state
@@ -1182,7 +1187,7 @@ def _level_passages(chart, args, steps, levels):
 
     In the solver's state (monotone in θ) |θ_i| = c is y_i ∈ {lo, hi} with lo, hi the
     images of −c and +c; q = (y − lo)(hi − y) is > 0 inside and < 0 outside, so the
-    first passage is the first sign change of q, located on the step's Hermite cubic.
+    first passage is the first sign change of q, located on the step's interpolant.
     """
     st, sy, ends = steps
     n = sy.shape[1]
@@ -1205,8 +1210,8 @@ def _level_passages(chart, args, steps, levels):
 
 def _loss_passages(chart, args, steps, step_loss, loss_levels):
     """First times with f(θ) ≤ v_m: (M,), NaN where not reached (bisection on f along
-    the step's Hermite cubic of the whole state)."""
-    st, sy, ends = steps
+    the step's quintic Hermite interpolant of the whole state)."""
+    st, _, ends = steps
     problem = args[1]
 
     def one(v):

@@ -128,12 +128,12 @@ def test_closed_form_times_match_quadrature():
         q = integrate.quad(lambda u: 1.0 / (1.0 - u), 0.0, theta, epsabs=0, epsrel=1e-13)[0]
         assert t_gd(theta) == pytest.approx(q, rel=1e-12)
         for gamma in (1e-3, 0.3, 100.0):
-            f = lambda u, g=gamma: 1.0 / (math.hypot(u, g) * (1.0 - u))  # noqa: E731
+            f = lambda u, g=gamma: 1.0 / (math.hypot(u, g) * (1.0 - u))
             q = integrate.quad(f, 0.0, theta, points=[min(gamma, theta / 2)], epsabs=0,
                                epsrel=1e-13, limit=200)[0]
             assert t_mw(theta, gamma) == pytest.approx(q, rel=1e-10)
         for alpha in (-0.5, 1e-3, 3.0, 1e3):
-            f = lambda u, a=alpha: 1.0 / ((1.0 + a * u) * (1.0 - u))  # noqa: E731
+            f = lambda u, a=alpha: 1.0 / ((1.0 + a * u) * (1.0 - u))
             q = integrate.quad(f, 0.0, theta, epsabs=0, epsrel=1e-13)[0]
             assert t_ham(theta, alpha) == pytest.approx(q, rel=1e-10)
 
