@@ -432,7 +432,6 @@ def _validate(geometry, problem, x0, t1, beta, saveat, n_save, backend, method, 
         raise ValueError(f"t1 must be a scalar, got shape {jnp.shape(t1)}")
     if jnp.ndim(beta) != 0:
         raise ValueError(f"beta must be a finite scalar >= 0, got shape {jnp.shape(beta)}")
-    check_bounds("beta", beta, ge=0.0)
     for name, v in (("rtol", rtol), ("atol", atol), ("steady_tol", steady_tol)):
         if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
             raise ValueError(f"{name} must be a finite float > 0, got {v!r}")
@@ -456,7 +455,7 @@ def _validate(geometry, problem, x0, t1, beta, saveat, n_save, backend, method, 
             f"rtol >= {_FLOAT32_MIN_RTOL:g}"
         )
     x0 = check_finite("x0", x0)
-    geometry.check_domain(x0)
+    x0 = geometry.check_domain(x0)  # under tracing the check travels with x0
 
     if not t1_concrete:
         # traced t1 (under jit/vmap): checked inside the solve, grid built from it
@@ -755,7 +754,7 @@ def solve_flow(
     steady_tol = STEADY_TOL_PER_RTOL * rtol if steady_tol is None else steady_tol
     x0, t1f, grid = _validate(geometry, problem, x0, t1, beta, saveat, n_save, backend, method,
                               rtol, atol, steady_tol, max_steps, max_crossings, coordinates)
-    beta = jnp.asarray(beta, dtype=x0.dtype)
+    beta = check_bounds("beta", jnp.asarray(beta, dtype=x0.dtype), ge=0.0)
     x0 = _check_representable(geometry, problem, x0, beta, coordinates, rtol, atol)
     n = x0.shape[0]
     levels = _check_levels("levels", levels, n, x0.dtype, per_coordinate=True)
@@ -1267,10 +1266,14 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
     ctl_rtol = rtol
     ctl_atol = rtol * np.asarray(args[5]) if coordinates == "primal" else rtol
     nfev = [0]
+    # scipy works in τ = t/u with u = 1/max(1, max c): dψ/dτ = u·dψ/dt is O(|∇F|) even
+    # where c is huge (HAM at α = 1e300: speeds 1e300, times 1e-298), so that scipy's
+    # norms, which square scaled speeds and errors, do not overflow
+    u = 1.0 / max(1.0, float(np.max(np.asarray(args[4]))))
 
     def fun(t, y):
         nfev[0] += 1
-        return np.asarray(field_jit(args, y))
+        return u * np.asarray(field_jit(args, y))
 
     def to_x(y):
         return np.asarray(to_x_jit(args, y))
@@ -1280,13 +1283,21 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
 
     kwargs = {"rtol": ctl_rtol, "atol": ctl_atol}
     if method in _SCIPY_IMPLICIT:
-        kwargs["jac"] = lambda t, y: np.asarray(jac_jit(args, y))
+        kwargs["jac"] = lambda t, y: u * np.asarray(jac_jit(args, y))
     steady_stop = math.isinf(t1) or hold
-    t_bound = _SCIPY_T_INF if math.isinf(t1) else t1
+    t_bound = _SCIPY_T_INF if math.isinf(t1) else t1 / u
     x0n = np.asarray(x0, dtype=float)
     y0 = np.asarray(from_x(args, x0), dtype=float)
+    # scipy's first-step heuristic takes h = 1e-6 whatever the speed when y₀ = 0 (and
+    # squares |f|/scale): choose the step that moves y by 1 % of its error scale (of |y₀|
+    # where that is larger) instead.
+    speed0 = np.max(np.abs(fun(0.0, y0)) / (ctl_atol + ctl_rtol * np.abs(y0)))
+    if np.isfinite(speed0) and speed0 > 0:
+        size0 = max(float(np.max(np.abs(y0) / (ctl_atol + ctl_rtol * np.abs(y0)))), 1.0)
+        kwargs["first_step"] = min(0.01 * size0 / speed0, t_bound)
     threshold = steady_tol * float(_residual_jit(args, x0))
     n, g = y0.size, np.asarray(grid, dtype=float)
+    g_tau = g / u
     saved = np.full((g.size, n), np.nan)
     saved[g == 0.0] = y0
     crossings = [[] for _ in range(n)]
@@ -1328,9 +1339,9 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
         # brentq's xtol is absolute: resolve the root to float64 precision of t, which is
         # ~1e-298 for HAM at α = 1e300
         xtol = 4 * np.finfo(float).eps * abs(t_now)
-        sel = (g > t_old) & (g <= t_now)
+        sel = (g_tau > t_old) & (g_tau <= t_now)
         if np.any(sel):
-            saved[sel] = dense(g[sel]).T
+            saved[sel] = dense(g_tau[sel]).T
         if zero_crossings:
             for i in np.flatnonzero((y_old - zero) * (y_now - zero) < 0):
                 crossings[i].append(optimize.brentq(
@@ -1363,7 +1374,9 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
     if math.isinf(t1) and solver is not None and code == STATUS_SUCCESS and not steady:
         code = STATUS_MAX_STEPS  # ran to the finite stand-in for ∞ without a steady state
     # the same post-processing as _assemble, in numpy (no per-shape XLA compiles)
-    after = g > t_now
+    after = g_tau > t_now
+    finished = solver is not None and solver.status == "finished" and not steady
+    t_now = t1 if finished and math.isfinite(t1) else t_now * u  # back to units of t
     ok = code == STATUS_SUCCESS
     saved[after] = y_now if ok else np.nan
     ts = np.concatenate([np.where(after & ok & math.isinf(t1), t_now, g),
@@ -1386,7 +1399,7 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
         arr = np.full((n, max_crossings), np.nan)
         dropped = 0
         for i, cr in enumerate(crossings):
-            arr[i, : min(len(cr), max_crossings)] = cr[:max_crossings]
+            arr[i, : min(len(cr), max_crossings)] = np.asarray(cr[:max_crossings]) * u
             dropped += max(len(cr) - max_crossings, 0)
         crossing_times = jnp.asarray(arr, dtype=dtype)
         stats["crossings_dropped"] = dropped
@@ -1394,6 +1407,6 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
     return FlowResult(ts=jnp.asarray(ts, dtype=dtype), xs=jnp.asarray(xs, dtype=dtype),
                       status=np.asarray(code), stats=stats, crossing_times=crossing_times,
                       backend="scipy", method=method, t1=np.asarray(t1), detail=detail,
-                      level_times=None if levels is None else jnp.asarray(level_times, dtype),
+                      level_times=None if levels is None else jnp.asarray(level_times * u, dtype),
                       loss_level_times=None if loss_levels is None
-                      else jnp.asarray(loss_times, dtype), coordinates=coordinates)
+                      else jnp.asarray(loss_times * u, dtype), coordinates=coordinates)
