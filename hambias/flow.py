@@ -896,8 +896,9 @@ def _error_norm(scaled_error):
 def _segment(cfg, solver_name, nsteps, args, t_start, y_start, t1, ts, rtol):
     """One diffrax solve from (t_start, y_start) to t1, saving at ``ts`` (all ≥ t_start).
 
-    Two events stop it: the steady state (its threshold is −1 when it must never fire,
-    so that all horizons share one compiled program) and the boundary of the domain.
+    One event stops it, for any reason of :meth:`_Chart.stops`: the steady state (its
+    threshold is −1 when it must never fire, so that all horizons share one compiled
+    program), the boundary of the domain, the float64 range of the inverse map.
     """
     import diffrax
 
