@@ -128,6 +128,19 @@ class AbstractGeometry(eqx.Module):
             f"first at index {int(idx[0])} with value {x.reshape(-1)[idx[0]]!r}"
         )
 
+    # -- scale -----------------------------------------------------------------
+    def length_scale(self) -> Array:
+        """The geometry's own length scale s > 0 (a scalar or one per coordinate).
+
+        Below |x| ≈ s the inverse metric stays near its value at 0; above it, it
+        changes by a large factor (γ for m⊙w, 1/|α| for HAM).  A flow started in
+        |x| ≲ s lives there at first, so an absolute error tolerance above s
+        makes its early dynamics, and everything that follows, meaningless.
+        :func:`hambias.solve_flow` uses it to choose its coordinates and
+        tolerances.  Default: ``inf`` (no scale of its own, as for Euclidean).
+        """
+        return jnp.asarray(jnp.inf)
+
     # -- derived quantities ----------------------------------------------------
     def potential(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
         """R(x) = Σ_i r(x_i), a scalar (summed over all coordinates)."""
@@ -316,6 +329,9 @@ class PointwiseProduct(AbstractGeometry):
         _check_param("PointwiseProduct: gamma", gamma, positive=True)
         self.gamma = gamma if isinstance(gamma, (int, float)) else jnp.asarray(gamma)
 
+    def length_scale(self):
+        return jnp.abs(jnp.asarray(self.gamma))
+
     def inverse_metric(self, x):
         x = jnp.asarray(x, dtype=jnp.result_type(float))
         return _hypot(x, self.gamma)
@@ -462,6 +478,11 @@ class HAMGeometry(AbstractGeometry):
     def __init__(self, alpha):
         _check_param("HAMGeometry: alpha", alpha, positive=False)
         self.alpha = alpha if isinstance(alpha, (int, float)) else jnp.asarray(alpha)
+
+    def length_scale(self):
+        # 1/|α|: the inverse metric 1 + α|x| doubles (α > 0) or vanishes (α < 0) there;
+        # inf at α = 0 (Euclidean).
+        return 1.0 / jnp.abs(jnp.asarray(self.alpha, dtype=jnp.result_type(float)))
 
     def has_bounded_domain(self) -> bool:
         if _is_concrete(self.alpha):

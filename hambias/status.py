@@ -60,6 +60,9 @@ class Status(enum.IntEnum):
     CERTIFICATE = 11
     #: nothing was computed (a sweep point without a prediction).
     NOT_COMPUTED = 12
+    #: a flow's state reached the float64 range of its geometry (the inverse mirror map
+    #: overflows just beyond it).
+    OUT_OF_RANGE = 13
 
     @property
     def message(self) -> str:
@@ -84,8 +87,8 @@ _MESSAGES = {
     Status.SOLVER_FAILURE: "the solver failed (step size underflow, implicit-solve breakdown, "
     "or a solver error)",
     Status.NON_FINITE: "the state became NaN or inf: the run diverged",
-    Status.LEFT_DOMAIN: "a state left the domain of the geometry (HAM with alpha < 0 must stay "
-    "inside |x| < 1/|alpha|)",
+    Status.LEFT_DOMAIN: "the state reached the boundary of the geometry's domain (HAM with "
+    "alpha < 0: the box |x| < 1/|alpha|)",
     Status.BLOWUP: "max|x| exceeded the blow-up threshold: the run diverged",
     Status.LOSS_BLOWUP: "the loss became NaN or inf or exceeded 1e12 times its initial value: "
     "the run diverged",
@@ -95,6 +98,8 @@ _MESSAGES = {
     Status.OVERFLOW: "the conjugate or its Hessian overflowed",
     Status.CERTIFICATE: "the point failed its certificate (KKT residual above tolerance)",
     Status.NOT_COMPUTED: "not computed",
+    Status.OUT_OF_RANGE: "the state reached the float64 range of the geometry (its inverse "
+    "mirror map overflows just beyond it)",
 }
 
 

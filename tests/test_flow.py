@@ -20,10 +20,12 @@ from hambias import (
     LossProblem,
     PointwiseProduct,
     gamma_from_init,
+    predict_limit,
     sparse_regression,
 )
 from hambias.flow import (
     AUTO_EXPLICIT_STEPS,
+    STATUS_LEFT_DOMAIN,
     STATUS_MAX_STEPS,
     STATUS_SUCCESS,
     FlowResult,
@@ -41,9 +43,9 @@ GRID_RTOL = 1e-13
 # Two independent adaptive solvers, each with local tolerance 1e-10, drift apart by
 # the accumulated global error over a horizon of ~100 steps: allow 1000× rtol.
 AGREE_TOL = 1e3 * RTOL
-# diffrax crossings come from a cubic Hermite interpolant on the accepted steps
-# (error O(h⁴) ≈ rtol^(4/5) ≈ 1e-8 of the step), scipy's from brentq on its dense
-# output: allow 100× the interpolation error.
+# diffrax crossings come from a quintic Hermite interpolant on the accepted steps (error
+# O(h⁶), below the local error ~rtol), scipy's from brentq on its dense output (error
+# ~rtol^(4/5) ≈ 1e-8 of a step): allow 100× the larger.
 CROSSING_TOL = 1e-6
 # ∇R(x_t) − ∇R(x₀) ∈ range(Aᵀ) is an invariant of the exact flow; the integrated
 # one keeps it up to the accumulated integration error (~steps × rtol).
@@ -61,6 +63,17 @@ NEWTON_GTOL = 1e-13
 # m⊙w with γ = |c| (PILoT's constant) must miss the exact (m, w) flow by far more
 # than the agreement tolerance: THEORY.md §5 measured 0.12 for the limit.
 WRONG_GAMMA_MIN_GAP = 1e-3
+# solve_flow's default rtol; a point at a known time carries a global error of a few
+# rtol (measured ≤ 0.7·rtol in 1-D, tests/test_range_flow.py): allow 100×, which is the
+# 1e-6 asked of the small-γ example.
+DEFAULT_RTOL = 1e-8
+POINT_RTOL = 100 * DEFAULT_RTOL
+# A passage time is off by the state's error over the speed at the crossing: relative
+# 1e-7 (10·rtol) at the saddle jumps below (measured 1.3e-10 mirror, 1.3e-9 primal).
+JUMP_RTOL = 10 * DEFAULT_RTOL
+# t = ∞ stops at ‖∇f‖ ≤ 10·rtol·‖∇f(x₀)‖; the distance to the limit is that residual
+# times the conditioning of A·diag(g⁻¹(x∞))·Aᵀ (measured ≤ 1.1e-6 relative): allow 10×.
+LIMIT_RTOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +155,10 @@ def test_vector_field_and_residual_formulas():
 @pytest.mark.parametrize(
     "name", [pytest.param("gd", marks=pytest.mark.slow), "gd_as_ham", "mw", "ham"])
 def test_backends_agree(problem, x0, name):
+    # the reference shares nothing with the default solve: scipy, primal coordinates
     geometry = _geometries()[name]
     ref = solve_flow(geometry, problem, x0, t1=4.0, backend="scipy", method="DOP853",
-                     rtol=RTOL, atol=ATOL)
+                     coordinates="primal", rtol=RTOL, atol=ATOL)
     res = solve_flow(geometry, problem, x0, t1=4.0, rtol=RTOL, atol=ATOL)
     assert isinstance(res, FlowResult)
     assert res.converged and ref.converged, (res.message, ref.message)
@@ -233,9 +247,13 @@ def test_pointwise_product_is_the_mw_flow_at_double_time(problem):
 def test_pl_bound_and_ham_never_slower_than_gd(problem, x0):
     alpha = 3.0
     lam = float(problem.pl_constant())
-    ham = solve_flow(HAMGeometry(alpha), problem, x0, t1=20.0, rtol=RTOL, atol=ATOL)
+    # the bound is a statement about the exact flow at every t: integrate to t1 rather
+    # than hold the state once it meets the steady-state criterion
+    ham = solve_flow(HAMGeometry(alpha), problem, x0, t1=20.0, rtol=RTOL, atol=ATOL,
+                     stop_at_steady_state=False)
     # GD as HAM with α = 0 (inverse metric exactly 1), to share one compiled solver
-    gd = solve_flow(HAMGeometry(0.0), problem, x0, t1=20.0, rtol=RTOL, atol=ATOL)
+    gd = solve_flow(HAMGeometry(0.0), problem, x0, t1=20.0, rtol=RTOL, atol=ATOL,
+                    stop_at_steady_state=False)
     ts, xs = np.asarray(ham.ts), np.asarray(ham.xs)
     loss = np.array([float(problem.loss(x)) for x in xs])
     rate = 1.0 + alpha * np.min(np.abs(xs), axis=1)
@@ -390,14 +408,16 @@ def test_new_t1_x0_alpha_or_save_times_do_not_recompile(monkeypatch):
 @pytest.mark.slow
 def test_auto_switches_to_implicit_on_a_stiff_horizon(problem):
     # α = 1e4 from 0: after convergence the explicit solver is pinned at its stability
-    # limit, so reaching t1 = 50 needs far more than AUTO_EXPLICIT_STEPS steps.
+    # limit, so reaching t1 = 50 needs far more than AUTO_EXPLICIT_STEPS steps (the
+    # solve integrates all the way instead of holding the steady state).
     geometry = HAMGeometry(1e4)
     x0 = np.zeros(30)
-    res = solve_flow(geometry, problem, x0, t1=50.0, rtol=RTOL, atol=ATOL)
+    res = solve_flow(geometry, problem, x0, t1=50.0, rtol=RTOL, atol=ATOL,
+                     stop_at_steady_state=False)
     assert res.converged, res.message
     assert bool(res.stats["switched"]) and int(res.stats["num_implicit_steps"]) > 0
     ref = solve_flow(geometry, problem, x0, t1=50.0, backend="scipy", method="LSODA",
-                     rtol=RTOL, atol=ATOL)
+                     rtol=RTOL, atol=ATOL, stop_at_steady_state=False)
     assert ref.converged
     np.testing.assert_allclose(res.x, ref.x, rtol=0, atol=AGREE_TOL * np.max(np.abs(ref.x)))
 
@@ -414,3 +434,194 @@ def test_divergent_flow_is_reported():
         assert "stopped at t" in res.message
         # both spend their steps as dt collapses; the message names the blow-up
         assert "blows up near that time" in res.message, res.message
+
+
+# -- the issue's failing inputs ("Right in every regime the field works in") ----------------
+@pytest.mark.parametrize("coordinates", ["mirror", "primal"])
+def test_small_gamma_half_way_with_default_tolerances(coordinates):
+    # m⊙w, γ = 1e-12, f = (θ − 1)²/2 from 0: t1 is the half-way time log 2 + log(1/γ) + O(γ)
+    # (quadrature of dt = dθ/(√(θ²+γ²)(1 − θ))).  The solve used to return 0.2334, ok.
+    one = LinearRegression([[1.0]], [1.0])
+    res = solve_flow(PointwiseProduct(1e-12), one, [0.0], t1=28.3241683, coordinates=coordinates)
+    assert res.converged, res.message
+    assert abs(float(res.x[0]) - 0.5) <= POINT_RTOL
+
+
+@pytest.mark.slow
+def test_saddle_to_saddle_jump_times_and_limit_at_small_gamma():
+    # 20×40 regression from 0 at γ = 1e-12: coordinates escape one by one (|θ_i| = 0.1 at
+    # t ≈ 35.5, 73.9, 139.7).  Reference: the mirror flow φ' = −Aᵀ(A γ sinh φ − y)/d with
+    # scipy DOP853 at rtol = atol = 1e-12 and one event |φ_i| = asinh(c/γ) per coordinate.
+    # The solve used to put the first jump 3.5 % late and the limit 3e-3 from predict_limit.
+    problem, _ = sparse_regression(jax.random.key(1), 20, 40, 5)
+    A, y = np.asarray(problem.A), np.asarray(problem.y)
+    d, n = A.shape
+    gamma, level, horizon = 1e-12, 0.1, 200.0
+
+    def rhs(t, phi):
+        return -A.T @ (A @ (gamma * np.sinh(phi)) - y) / d
+
+    events = [lambda t, phi, i=i: abs(phi[i]) - np.arcsinh(level / gamma) for i in range(n)]
+    ref = integrate.solve_ivp(rhs, (0.0, horizon), np.zeros(n), method="DOP853", rtol=1e-12,
+                              atol=1e-12, events=events)
+    ref_t = np.array([te[0] if len(te) else np.nan for te in ref.t_events])
+    reached = np.isfinite(ref_t)
+    assert np.sum(reached) >= 3  # the test sees several jumps
+
+    geometry = PointwiseProduct(gamma)
+    res = solve_flow(geometry, problem, np.zeros(n), t1=np.inf, levels=[level])
+    assert res.converged, res.message
+    times = np.asarray(res.level_times)[:, 0]
+    np.testing.assert_allclose(times[reached], ref_t[reached], rtol=JUMP_RTOL)
+    assert np.all(np.isnan(times[~reached]) | (times[~reached] > horizon))
+    pred = np.asarray(predict_limit(geometry, problem, np.zeros(n)).x)
+    assert np.linalg.norm(np.asarray(res.x) - pred) <= LIMIT_RTOL * np.linalg.norm(pred)
+
+
+def test_jit_over_geometry_parameters_and_levels_equals_eager(problem, x0):
+    # Validation inspects concrete values with numpy and attaches checks to traced ones:
+    # jit over α (inside the trace even the closed-over x₀ is a tracer) must run and agree
+    # with the eager solve.  (Explicit method: the compile of both stages is not the point.)
+    def ham_x(alpha, x):
+        return solve_flow(HAMGeometry(alpha), problem, x, t1=1.0, rtol=RTOL, atol=ATOL,
+                          method="tsit5", max_steps=AUTO_EXPLICIT_STEPS).x
+
+    eager = ham_x(3.0, x0)
+    ham_x_jit = jax.jit(ham_x)
+    np.testing.assert_allclose(ham_x_jit(3.0, x0), eager, rtol=0,
+                               atol=AGREE_TOL * np.max(np.abs(eager)))
+    # the same compiled solve with α = −2, whose box |x| < ½ excludes x₀: a run-time error
+    with pytest.raises(Exception, match="outside the domain"):
+        jax.block_until_ready(ham_x_jit(-2.0, x0))
+
+    # traced γ, levels and loss levels
+    one = LinearRegression([[1.0]], [1.0])
+
+    def mw_passages(gamma, level, loss_level):
+        r = solve_flow(PointwiseProduct(gamma), one, [0.0], t1=40.0, levels=level,
+                       loss_levels=loss_level, method="tsit5", max_steps=AUTO_EXPLICIT_STEPS)
+        return r.level_times, r.loss_level_times
+
+    args = (1e-12, jnp.array([0.5]), jnp.array([0.125]))
+    traced = jax.jit(mw_passages)(*args)
+    for a, b in zip(traced, mw_passages(*args), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    # |θ| = ½ and f = ⅛ are the same point, reached at the half-way time
+    np.testing.assert_allclose(traced[0][0, 0], 28.32416829648749, rtol=JUMP_RTOL)
+
+
+@pytest.mark.slow
+def test_box_without_interpolant_ends_fast_with_the_reason():
+    # HAM α = −10 on the 20×100 regression: no interpolant in |x| < 0.1.  Used to run 36 s and
+    # advise raising max_steps.
+    problem = sparse_regression(jax.random.key(0), 20, 100, 5)[0]
+    res = solve_flow(HAMGeometry(-10.0), problem, np.zeros(100), t1=np.inf)
+    assert int(res.status) == STATUS_LEFT_DOMAIN
+    assert "no interpolant lies inside the box" in res.message
+    assert "max_steps" not in res.message
+    assert int(res.stats["num_steps"]) < 1000
+
+
+@pytest.mark.slow
+def test_huge_alpha_reaches_its_steady_state():
+    # HAM α = 1e12 on the 20×100 regression, t = ∞: used to run 120 s to status 1 (the
+    # implicit stage rejected every step).  Now Tsit5 spends its budget and Kvaerno5 ends it.
+    problem = sparse_regression(jax.random.key(0), 20, 100, 5)[0]
+    geometry = HAMGeometry(1e12)
+    res = solve_flow(geometry, problem, np.zeros(100), t1=np.inf)
+    assert res.converged and "steady state" in res.message, res.message
+    assert int(res.stats["num_steps"]) < AUTO_EXPLICIT_STEPS + 1000
+    pred = np.asarray(predict_limit(geometry, problem, np.zeros(100)).x)
+    assert np.linalg.norm(np.asarray(res.x) - pred) <= LIMIT_RTOL * np.linalg.norm(pred)
+
+
+@pytest.mark.slow
+def test_finite_horizon_past_the_steady_state_holds_it():
+    # HAM α = 1e12 on the 5×10 regression to t1 = 1: the state is steady by t ≈ 5e-6; the
+    # solve used to stop at t ≈ 5e-8 after 110k steps with status 1.
+    problem = sparse_regression(jax.random.key(0), 5, 10, 2)[0]
+    geometry = HAMGeometry(1e12)
+    res = solve_flow(geometry, problem, np.zeros(10), t1=1.0)
+    assert res.converged, res.message
+    steady = float(res.stats["steady_time"])
+    assert 0 < steady < 1.0 and float(res.t_final) == 1.0
+    assert "held" in res.message and "steady-state criterion" in res.message
+    assert int(res.stats["num_steps"]) < AUTO_EXPLICIT_STEPS + 1000
+    # the rows after the steady time hold the state
+    after = np.asarray(res.ts) > steady
+    np.testing.assert_array_equal(np.asarray(res.xs)[after], np.broadcast_to(
+        np.asarray(res.x), (int(np.sum(after)), 10)))
+    # ... which is the t = ∞ limit to the steady tolerance
+    pred = np.asarray(predict_limit(geometry, problem, np.zeros(10)).x)
+    assert np.linalg.norm(np.asarray(res.x) - pred) <= LIMIT_RTOL * np.linalg.norm(pred)
+
+
+# -- level crossings ------------------------------------------------------------------------
+def test_level_passages_agree_between_backends(problem, x0):
+    geometry = HAMGeometry(3.0)
+    f0 = float(problem.loss(x0))
+    kwargs = {"t1": 4.0, "levels": [0.05, 0.3], "loss_levels": [0.1 * f0, 1e-3 * f0, 2 * f0],
+              "rtol": RTOL, "atol": ATOL}
+    a = solve_flow(geometry, problem, x0, max_steps=4000, **kwargs)
+    b = solve_flow(geometry, problem, x0, backend="scipy", method="DOP853",
+                   coordinates="primal", **kwargs)  # shares no step with a
+    la, lb = np.asarray(a.level_times), np.asarray(b.level_times)
+    assert la.shape == lb.shape == (30, 2)
+    np.testing.assert_array_equal(np.isnan(la), np.isnan(lb))
+    assert np.sum(np.isfinite(la)) >= 5  # real passages, upward and downward
+    np.testing.assert_allclose(la, lb, rtol=0, atol=CROSSING_TOL, equal_nan=True)
+    fa, fb = np.asarray(a.loss_level_times), np.asarray(b.loss_level_times)
+    assert fa.shape == (3,) and np.all(np.isfinite(fa[:2])) and fa[2] == 0.0  # f(x₀) ≤ 2f₀
+    np.testing.assert_allclose(fa, fb, rtol=0, atol=CROSSING_TOL)
+    # the passages are where the saved path crosses: |θ_i| − c changes sign between the
+    # save times that bracket each passage
+    ts, xs = np.asarray(a.ts[:-1]), np.asarray(a.xs[:-1])
+    for i, l in zip(*np.nonzero(np.isfinite(la)), strict=True):
+        c = [0.05, 0.3][l]
+        k = np.searchsorted(ts, la[i, l])
+        assert (abs(xs[k - 1, i]) - c) * (abs(xs[k, i]) - c) <= 0 or \
+            abs(abs(xs[k - 1, i]) - c) < 1e-6
+
+
+def test_per_coordinate_levels_and_first_passage_semantics():
+    # GD on f = ½‖x − c‖²: x_i(t) = c_i + (x0_i − c_i)e^{−t}, so |x_i| = v at
+    # t = log((x0_i − c_i)/(v·sign − c_i)) in closed form
+    c = jnp.array([1.0, -2.0, 0.5])
+    p = LossProblem(lambda x: 0.5 * jnp.sum((x - c) ** 2))
+    x0 = np.array([0.0, 0.0, 2.0])
+    levels = np.array([[0.5, 2.0], [1.0, 0.1], [1.0, 2.0]])  # per coordinate, (n, L)
+    res = solve_flow(Euclidean(), p, x0, t1=10.0, levels=levels, rtol=RTOL, atol=ATOL)
+    expected = np.array([
+        [np.log(2.0), np.nan],  # 0 → 1: reaches 0.5, never 2
+        [np.log(2.0), np.log(2.0 / 1.9)],  # 0 → −2: passes 0.1 first, then 1
+        [np.log(1.5 / 0.5), 0.0],  # 2 → 0.5 (downward): 1 at log 3; starts at 2 → 0
+    ])
+    np.testing.assert_allclose(res.level_times, expected, rtol=1e-8, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"levels": [-1.0]}, "levels must be > 0"),
+     ({"levels": np.ones((2, 2))}, r"levels must have shape \(L,\)"),
+     ({"loss_levels": [[1.0]]}, "loss_levels must be a non-empty vector"),
+     ({"loss_levels": [np.nan]}, "loss_levels must be finite"),
+     ({"coordinates": "dual"}, "coordinates must be one of")])
+def test_bad_level_options_raise(problem, x0, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        solve_flow(Euclidean(), problem, x0, t1=1.0, **kwargs)
+
+
+def test_finite_t1_stops_at_the_steady_state_unless_told_not_to(problem, x0):
+    p = LossProblem(lambda x: 0.5 * jnp.sum((x - 1.0) ** 2))
+    held = solve_flow(HAMGeometry(0.0), p, np.zeros(3), t1=100.0, rtol=RTOL, atol=ATOL)
+    assert held.converged and float(held.t_final) == 100.0
+    steady = float(held.stats["steady_time"])
+    # GD: ‖∇f‖ = ‖x − 1‖ = √3 e^{−t} meets 10·rtol·√3 at t = log(1/(10 rtol)) ≈ 20.7,
+    # at the first step end after it
+    assert np.log(0.1 / RTOL) <= steady < 40.0
+    assert "held from there" in held.message
+    full = solve_flow(HAMGeometry(0.0), p, np.zeros(3), t1=100.0, rtol=RTOL, atol=ATOL,
+                      stop_at_steady_state=False)
+    assert np.isnan(float(full.stats["steady_time"])) and "held" not in full.message
+    # the held state is the flow's at the steady time, within the steady tolerance of x(t1)
+    np.testing.assert_allclose(held.x, full.x, rtol=0, atol=10 * 10 * RTOL)
