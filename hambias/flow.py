@@ -794,7 +794,15 @@ def solve_flow(
         cfg, geometry, problem, x0, beta, grid, t1=t1a, rtol=rtol, atol=atol,
         steady_tol=steady_tol, hold=hold, levels=levels, loss_levels=loss_levels)
     if throw:  # eagerly a StatusError; under jit a run-time error with the status's message
-        status = raise_for_status(status, what="solve_flow")
+        if _is_concrete(status):
+            message = FlowResult(ts=ts, xs=xs, status=status, stats=stats,
+                                 crossing_times=crossings, backend="diffrax", method=method,
+                                 t1=t1a, level_times=level_times, loss_level_times=loss_times,
+                                 coordinates=coordinates).message
+        else:
+            message = ""
+        status, (ts, xs) = raise_for_status(status, what="solve_flow", detail=message,
+                                            attach=(ts, xs))
     return FlowResult(ts=ts, xs=xs, status=status, stats=stats, crossing_times=crossings,
                       backend="diffrax", method=method, t1=t1a, level_times=level_times,
                       loss_level_times=loss_times, coordinates=coordinates)

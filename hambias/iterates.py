@@ -325,9 +325,10 @@ def run_iterates(
             method, problem, state0, reference, int(steps), int(record_every), float(blowup),
             bool(record_x), key, batch_size)
     if throw:
-        status = raise_for_status(status, what="run_iterates",
-                                  detail=f"(first rejected step {int(div_step)})"
-                                  if is_concrete(div_step) and np.ndim(div_step) == 0 else "")
+        status, (state, recs) = raise_for_status(
+            status, what="run_iterates", attach=(state, recs),
+            detail=f"(first rejected step {int(div_step)})"
+            if is_concrete(div_step) and np.ndim(div_step) == 0 else "")
     return IterateResult(
         steps=recs["steps"],
         xs=recs.get("xs"),

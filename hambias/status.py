@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -117,12 +118,13 @@ class StatusError(RuntimeError):
         self.result = result
 
 
-def raise_for_status(codes, *, what: str, detail: str = ""):
+def raise_for_status(codes, *, what: str, detail: str = "", attach=None):
     """Eagerly: raise :class:`StatusError` if any code is not SUCCESS; traced: attach it.
 
-    ``codes`` is an int array (or member).  Under tracing the returned array carries an
-    :func:`equinox.branched_error_if` that raises at run time with the member's message.
-    Returns ``codes`` unchanged.
+    ``codes`` is an int array (or member).  Under tracing a run-time error with the
+    member's message is attached (:func:`equinox.branched_error_if`) to ``codes`` and to
+    every array leaf of ``attach``, so that it fires whichever of them the caller uses.
+    Returns ``codes``, or ``(codes, attach)`` when ``attach`` is given.
     """
     from ._validate import is_concrete
 
@@ -133,7 +135,11 @@ def raise_for_status(codes, *, what: str, detail: str = ""):
             first = Status(int(bad.reshape(-1)[0]))
             extra = f" ({bad.size} of {arr.size})" if arr.size > 1 else ""
             raise StatusError(f"{what}: {first.message}{extra}. {detail}".strip(), first)
-        return codes
+        return codes if attach is None else (codes, attach)
     msgs = [f"{what}: {s.message}" for s in Status]
     arr = jnp.asarray(codes)
-    return eqx.branched_error_if(arr, jnp.any(arr != Status.SUCCESS), jnp.max(arr), msgs)
+    pred, index = jnp.any(arr != Status.SUCCESS), jnp.max(arr)
+    check = lambda v: eqx.branched_error_if(v, pred, index, msgs) if eqx.is_array(v) else v
+    if attach is None:
+        return check(arr)
+    return check(arr), jax.tree_util.tree_map(check, attach)
