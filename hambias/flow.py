@@ -63,9 +63,9 @@ _STATUS_TEXT = {
     STATUS_NON_FINITE: "the state became NaN or inf: the flow diverged",
     STATUS_LEFT_DOMAIN: "the state reached the boundary of the geometry's domain to float64 "
     "precision (HAM with alpha < 0: the box |x| < 1/|alpha|)",
-    STATUS_OUT_OF_RANGE: "x reached the float64 range of the geometry: its inverse mirror map "
-    "overflows just beyond the state (HAM: |x| near 1.8e308/|alpha|; m⊙w: |x| near "
-    "gamma·e^709.8), so the flow cannot be followed further in float64",
+    STATUS_OUT_OF_RANGE: "x reached the float64 range of the geometry: x or its inverse "
+    "metric overflows just beyond the state (|x| near 1.8e308; HAM: 1 + alpha·|x| near "
+    "1.8e308), so the flow cannot be followed further in float64",
 }
 
 # A solve that spends its step budget with ‖x‖ above this factor times max(‖x₀‖, 1) is
@@ -201,6 +201,8 @@ COORDINATES = ("mirror", "primal")
 # solve spent 110,000 steps at m⊙w γ = 1e-300 near |θ| = 1.8e8).  The approach to the
 # overflow is geometric, so the margin only changes how many rejected steps lead there.
 _RANGE_MARGIN = 1.0
+# bisections of a scipy step that left the range: 60 halve the step to its float64 resolution
+_RANGE_BISECTIONS = 60
 
 
 @jax.custom_jvp
@@ -263,7 +265,8 @@ class _Chart(eqx.Module):
         geometry, c, ell = args[0], args[4], args[5]
         x = self.to_x(y, args)
         if self.name == "mirror":
-            return c * (ell + jnp.abs(x)) / geometry.inverse_metric(x)
+            # divided before scaling: c·(ℓ + |θ|) overflows first where c = g⁻¹(0)/ℓ is large
+            return c * ((ell + jnp.abs(x)) / geometry.inverse_metric(x))
         return ell + jnp.abs(x)
 
     def stops(self, y, args):
@@ -282,8 +285,29 @@ class _Chart(eqx.Module):
         boundary = jnp.any(geometry.domain_violation(x) & jnp.isfinite(x))
         if self.name != "mirror":
             return steady, boundary, jnp.asarray(False)
-        near = self.to_x(y + _RANGE_MARGIN * jnp.sign(y), args)
-        return steady, boundary, ~jnp.all(jnp.isfinite(near))
+        return steady, boundary, ~self.in_range(y, args)
+
+    def representable(self, y, args):
+        """Whether θ(y) and the inverse metric there are finite (always, in primal
+        coordinates, where the state is θ)."""
+        if self.name != "mirror":
+            return jnp.asarray(True)
+        x = self.to_x(y, args)
+        return jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(args[0].inverse_metric(x)))
+
+    def in_range(self, y, args):
+        """Whether θ(y) is inside float64's range with a margin (mirror coordinates).
+
+        False where θ or the inverse metric overflows within _RANGE_MARGIN of y (there
+        the controller rejects every trial step and the step would collapse), or where
+        |θ| is within a factor e of float64's largest number (where the inverse map is
+        evaluated without intermediate overflow, HAM and m⊙w, that comes first).
+        """
+        if self.name != "mirror":
+            return jnp.asarray(True)
+        x = self.to_x(y, args)
+        huge = jnp.any(jnp.abs(x) > jnp.finfo(x.dtype).max / np.e)
+        return self.representable(y + _RANGE_MARGIN * jnp.sign(y), args) & ~huge
 
     def stop(self, t, y, args, **kwargs):
         """The event of the diffrax solve: any reason in :meth:`stops` (one θ per step)."""
@@ -887,7 +911,13 @@ def _theta_tolerance_class():
             # the state carries the weights of y0 (those of the last accepted y1)
             pid_state, w0 = controller_state
             w1 = self.chart.weight(y1_candidate, args)
-            w1 = jnp.where(jnp.isfinite(w1), w1, w0)  # an overflowing trial: judge by y_error
+            # a trial whose θ overflows is rejected whatever its error estimate (a flow that is
+            # linear in its mirror coordinates has none): the step shrinks until the state
+            # stays representable, and the range event stops the solve there
+            # (an infinite weight where g⁻¹ = 0 on the wall of a bounded domain is not an
+            # overflow: that trial is judged by y_error and the boundary event stops there)
+            y_error = jnp.where(self.chart.representable(y1_candidate, args), y_error, jnp.inf)
+            w1 = jnp.where(jnp.isfinite(w1), w1, w0)
             pid = diffrax.PIDController(rtol=self.rtol, atol=0.0, norm=self.norm)
             keep, t_next0, t_next1, jump, pid_state, result = pid.adapt_step_size(
                 t0, t1, w0, w1, args, y_error, error_order, pid_state)
@@ -1264,6 +1294,8 @@ _loss_jit = jax.jit(lambda args, x: args[1].loss(x))
 _chart_args_jit = eqx.filter_jit(_chart_args)
 _from_x_jit = {name: jax.jit(lambda args, x, c=_CHARTS[name]: c.from_x(x, args))
                for name in COORDINATES}
+_in_range_jit = {name: jax.jit(lambda args, y, c=_CHARTS[name]: c.in_range(y, args))
+                 for name in COORDINATES}
 
 
 def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, steady_tol,
@@ -1299,6 +1331,8 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
 
     def residual(y):
         return float(_residual_jit(args, to_x(y)))
+
+    in_range = _in_range_jit[coordinates]
 
     kwargs = {"rtol": ctl_rtol, "atol": ctl_atol}
     if method in _SCIPY_IMPLICIT:
@@ -1381,8 +1415,17 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
         if np.any(np.asarray(geometry.domain_violation(x_now)) & np.isfinite(x_now)):
             code = STATUS_LEFT_DOMAIN
             break
-        if coordinates == "mirror" and not np.all(np.isfinite(
-                to_x(y_now + _RANGE_MARGIN * np.sign(y_now)))):
+        if not bool(in_range(args, y_now)):
+            # scipy's step is not limited by θ's range: stop at the last time of the step
+            # that is in range (bisection on the dense output; y_old is in range)
+            lo_t, hi_t = t_old, t_now
+            for _ in range(_RANGE_BISECTIONS):
+                mid = 0.5 * (lo_t + hi_t)
+                if bool(in_range(args, dense(mid))):
+                    lo_t = mid
+                else:
+                    hi_t = mid
+            t_now, y_now = lo_t, dense(lo_t) if lo_t > t_old else y_old
             code = STATUS_OUT_OF_RANGE
             break
         if steady_stop and residual(y_now) <= threshold:
@@ -1394,7 +1437,8 @@ def _solve_scipy(geometry, problem, x0, beta, grid, *, t1, method, rtol, atol, s
         code = STATUS_MAX_STEPS  # ran to the finite stand-in for ∞ without a steady state
     # the same post-processing as _assemble, in numpy (no per-shape XLA compiles)
     after = g_tau > t_now
-    finished = solver is not None and solver.status == "finished" and not steady
+    finished = (solver is not None and solver.status == "finished" and not steady
+                and code == STATUS_SUCCESS)
     t_now = t1 if finished and math.isfinite(t1) else t_now * u  # back to units of t
     ok = code == STATUS_SUCCESS
     saved[after] = y_now if ok else np.nan

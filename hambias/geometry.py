@@ -398,6 +398,9 @@ class PointwiseProduct(AbstractGeometry):
 
 # |φ| above which cosh φ and sinh φ equal e^{|φ|}/2 in float64 (e^{−2|φ|} < 1e-17).
 _EXP_TAIL = 20.0
+# α|φ| above which HAM's inverse map is evaluated as e^{α|φ| − log α} (e^700 = 1e304 is
+# still finite; the quotient by α can be representable well beyond e^709.8).
+_EXP_LARGE = 700.0
 
 
 def _hypot(a, b):
@@ -513,12 +516,28 @@ class HAMGeometry(AbstractGeometry):
         return 1.0 + self.alpha * jnp.abs(jnp.asarray(x, dtype=jnp.result_type(float)))
 
     def mirror_map(self, x):
+        # sign(x) log1p(α|x|)/α; where α|x| > e^_EXP_LARGE as sign(x)(log α + log(|x| + 1/α))/α,
+        # (1 + α|x| = α(|x| + 1/α)), so that α|x| beyond float64 (α = 1e300, x = 1e10) does
+        # not overflow while the result is representable.
         x = self.check_domain(jnp.asarray(x, dtype=jnp.result_type(float)))
-        return x * _ham_ratio_log1p(self.alpha * jnp.abs(x))
+        u = self.alpha * jnp.abs(x)
+        big = u > np.exp(_EXP_LARGE)
+        near = x * _ham_ratio_log1p(jnp.where(big, 0.0, u))
+        a = jnp.where(big, self.alpha, 1.0)
+        far = jnp.sign(x) * (jnp.log(a) + jnp.log(jnp.abs(x) + 1.0 / a)) / a
+        return jnp.where(big, far, near)
 
     def inverse_mirror_map(self, phi):
+        # sign(φ)(e^{α|φ|} − 1)/α; beyond α|φ| = _EXP_LARGE as sign(φ)(e^{α|φ| − log α} − 1/α),
+        # so that a huge α (1e300) does not overflow e^{α|φ|} while the quotient, x, is
+        # representable.
         phi = jnp.asarray(phi, dtype=jnp.result_type(float))
-        return phi * _ham_ratio_expm1(self.alpha * jnp.abs(phi))
+        v = self.alpha * jnp.abs(phi)
+        big = v > _EXP_LARGE
+        near = phi * _ham_ratio_expm1(jnp.where(big, 0.0, v))
+        a = jnp.where(big, self.alpha, 1.0)
+        far = jnp.sign(phi) * (jnp.exp(jnp.where(big, v, 0.0) - jnp.log(a)) - 1.0 / a)
+        return jnp.where(big, far, near)
 
     def coordinate_potential(self, x):
         x = self.check_domain(jnp.asarray(x, dtype=jnp.result_type(float)))

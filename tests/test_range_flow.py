@@ -18,6 +18,7 @@ that names the reason; none returns "ok" with a wrong point.  References:
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import integrate
@@ -26,6 +27,7 @@ from hambias import (
     Euclidean,
     HAMGeometry,
     LinearRegression,
+    LossProblem,
     PointwiseProduct,
     PredictionError,
     predict_limit,
@@ -56,6 +58,12 @@ INTERP_RTOL = 1e-5
 # ∇R(x∞) − ∇R(x₀) ⊥ null(A) is an invariant of the exact mirror flow; the integrated one
 # keeps it up to the accumulated integration error of ψ (~steps × rtol, ≤ 1e4 steps).
 KKT_RTOL = 1e-4
+# The far-target solve stops at ‖∇f‖ ≤ 10·rtol·‖∇f(x₀)‖ with f = (θ − y)²/2: |θ − y| ≤ 1e-7·y.
+STEADY_REL = 10 * RTOL
+# f = −Σθ is linear in ψ = ∇R(θ): every stage is exact up to the roundoff of ψ (|ψ| ≤ 1400,
+# ~3e-13 relative in ψ, which is relative in θ where θ grows like e^ψ); measured ≤ 2.3e-13.
+UNBOUNDED_REL = 1e-11
+BACKENDS = ["diffrax", "scipy"]
 
 GAMMAS = [1e-300, 1e-200, 1e-100, 1e-50, 1e-20, 1e-12, 1e-6, 1e-3, 1e-1, 1.0, 1e2]
 ALPHAS = [1e-300, 1e-100, 1e-20, 1e-3, 1.0, 1e3, 1e12, 1e100, 1e200, 1e300,
@@ -164,14 +172,42 @@ def test_velocity_beyond_float64_range_is_refused():
         solve_flow(HAMGeometry(1e300), far, [0.0], t1=np.inf)
 
 
-@pytest.mark.parametrize("backend", ["diffrax", "scipy"])
-def test_target_beyond_the_inverse_map_range_stops_with_status_5(backend):
-    # m⊙w at γ = 1e-300: θ = γ sinh(ψ) overflows for θ > 1.8e8, short of the target 1e10
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tiny_gamma_reaches_a_far_target(backend):
+    # m⊙w at γ = 1e-300 to the target 1e10: θ = γ sinh ψ is evaluated as γe^ψ/2, finite
+    # for every representable θ, so the flow gets there (ψ ≈ 714, beyond sinh's own range)
     far = LinearRegression([[1.0]], [1e10])
     res = solve_flow(PointwiseProduct(1e-300), far, [0.0], t1=np.inf, backend=backend)
+    assert res.converged, res.message
+    assert float(res.x[0]) == pytest.approx(1e10, rel=STEADY_REL)
+
+
+# f(θ) = −Σθ has no minimiser: ∇R(θ(t)) = t, so θ(t) = (∇R)⁻¹(t) grows until float64 ends.
+# The closed forms below, in logs where the product would overflow.
+_UNBOUNDED = [
+    (PointwiseProduct(1e-300), lambda t: np.exp(t + np.log(1e-300 / 2))),  # γ sinh t, t > 20
+    (PointwiseProduct(1.0), np.sinh),
+    (HAMGeometry(1.0), np.expm1),
+    (HAMGeometry(1e300), lambda t: np.exp(1e300 * t - np.log(1e300))),  # (e^{αt} − 1)/α
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", range(len(_UNBOUNDED)), ids=["pp1e-300", "pp1", "ham1",
+                                                               "ham1e300"])
+def test_unbounded_flow_stops_at_the_float64_range_on_the_flow(backend, case):
+    geometry, exact = _UNBOUNDED[case]
+    res = solve_flow(geometry, LossProblem(lambda x: -jnp.sum(x)), [0.0], t1=2000.0,
+                     backend=backend)
     assert int(res.status) == STATUS_OUT_OF_RANGE and not res.converged
     assert "float64 range of the geometry" in res.message
-    assert 1e7 < float(res.x[0]) < 1.8e8  # where it stopped: a true point of the flow
+    t, x = float(res.ts[-1]), float(res.x[0])
+    assert math.isfinite(x) and x > 0
+    # where it stopped is a true point of the flow (a linear flow in ψ: only roundoff)
+    assert x == pytest.approx(exact(t), rel=UNBOUNDED_REL)
+    # near the end of the range: θ (or HAM's 1 + α|θ|) within e^2 of float64's largest
+    top = x * (float(geometry.alpha) if isinstance(geometry, HAMGeometry) else 1.0)
+    assert top > np.finfo(float).max / np.e**2
     assert int(res.stats["num_steps"]) < 1000  # stopped there, not after max_steps
 
 

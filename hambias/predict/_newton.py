@@ -111,8 +111,9 @@ def _cg_pays(linear, r, ratio, rtol) -> bool:
         return False
     if linear == "pcg":
         return True
-    kappa = float(np.max(ratio) / np.min(ratio))
-    if not np.isfinite(kappa):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        kappa = float(np.max(ratio) / np.min(ratio))
+    if not np.isfinite(kappa):  # a ratio beyond float64: CG could not converge anyway
         return False
     predicted = 0.5 * np.sqrt(kappa) * np.log(2.0 / rtol)
     return predicted <= min(_PCG_MAXITER, r / 4)
