@@ -707,3 +707,21 @@ def test_mw_hessian_at_x_equal_gamma():
     g = PointwiseProduct(1.0)
     x = jnp.array([1.0, -1.0, 0.5])
     assert hessian_error(g, x) < TOL_METRIC
+
+
+@pytest.mark.parametrize("alpha", [1.0, 1e10, 1e300])
+def test_ham_maps_beyond_the_float64_range_of_alpha_x(alpha):
+    """φ = log1p(α|x|)/α and its inverse where α|x| or e^{α|φ|} overflow but the result
+    is representable (α = 1e300, x = 1e10), against 80-digit mpmath."""
+    g = HAMGeometry(alpha)
+    xs = np.array([1e-3, 1.0, 1e10, 1e200, 1e307])
+    phi = np.asarray(g.mirror_map(xs))
+    back = np.asarray(g.inverse_mirror_map(phi))
+    with mpmath.workdps(MP_DPS):
+        a = mpmath.mpf(alpha)
+        for x, p, b in zip(xs, phi, back, strict=True):
+            ref = mpmath.log1p(a * mpmath.mpf(float(x))) / a
+            assert abs(mpmath.mpf(float(p)) - ref) <= RTOL_ROUNDTRIP * abs(ref)
+            ref_back = mpmath.expm1(a * mpmath.mpf(float(p))) / a
+            assert abs(mpmath.mpf(float(b)) - ref_back) <= RTOL_ROUNDTRIP * abs(ref_back)
+            assert b == pytest.approx(x, rel=RTOL_ROUNDTRIP * max(1.0, alpha * float(p)))
