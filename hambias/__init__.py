@@ -6,7 +6,7 @@ public API; everything else is private or reachable through its submodule.
 """
 
 from .compare import Comparison, compare, convergence_order
-from .flow import FlowResult, flow_vector_field, solve_flow, stationarity_residual
+from .flow import BetaSchedule, FlowResult, flow_vector_field, solve_flow, stationarity_residual
 from .geometry import (
     AbstractGeometry,
     Euclidean,
@@ -94,6 +94,7 @@ __all__ = [
     "run_iterates",
     "run_sweep",
     "solve_flow",
+    "BetaSchedule",
     "sparse_regression",
     "stability_boundary",
     "stationarity_residual",

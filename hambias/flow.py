@@ -44,7 +44,8 @@ from .geometry import AbstractGeometry
 from .problems import AbstractProblem
 from .status import Status, raise_for_status
 
-__all__ = ["FlowResult", "solve_flow", "flow_vector_field", "stationarity_residual"]
+__all__ = ["BetaSchedule", "FlowResult", "solve_flow", "flow_vector_field",
+           "stationarity_residual"]
 
 # -- status codes: the members of hambias.Status a flow can end with ---------------
 STATUS_SUCCESS = Status.SUCCESS  # reached t1 (finite t1) or a steady state (t1 = inf)
@@ -361,6 +362,9 @@ class FlowResult(eqx.Module):
             is not reached before the solve ends; otherwise ``None``.
         loss_level_times: with ``loss_levels``, shape (M,): the first time t with
             f(θ(t)) ≤ v_m, NaN if never; otherwise ``None``.
+        switch_states: with a :class:`BetaSchedule`, the states at the switch times
+            reached, shape (K', n) (K' ≤ K: switches after t1 or after a failure are
+            missing); otherwise ``None``.
     """
 
     ts: Array
@@ -375,6 +379,7 @@ class FlowResult(eqx.Module):
     level_times: Array | None = None
     loss_level_times: Array | None = None
     coordinates: str = eqx.field(static=True, default="mirror")
+    switch_states: Array | None = None
 
     @property
     def x(self) -> Array:
@@ -599,6 +604,119 @@ def _default_grid_traced(t1, n_save):
     return jnp.where(jnp.isinf(t1), logs, linear)
 
 
+class BetaSchedule(NamedTuple):
+    """A decay rate β that is constant between switch times: ``values[k]`` on
+    [``times[k−1]``, ``times[k]``) (with times[−1] = 0 and times[K] = ∞).
+
+    Weight decay switched off at time T, the schedule of "Mask in the Mirror"
+    (arXiv 2408.09966) and "Mirror, Mirror of the Flow" (arXiv 2504.12883), is
+    ``BetaSchedule((β, 0.0), (T,))``; any schedule is approximated by more pieces.
+    :func:`solve_flow` integrates each piece from the state where the previous one
+    ended (the vector field jumps at a switch; restarting there keeps the solver's
+    order).  After the last switch the flow is the β = values[−1] flow from
+    x(times[−1]): with values[−1] = 0 it ends at argmin_{Ax=y} D_R(x, x(T)), so
+    ``predict_limit(geometry, problem, x0=result.switch_states[-1])`` is its prediction
+    (docs/theory/flows.md, Mirror flows).  The matching iterates are
+    :class:`~hambias.Phased`.
+
+    Attributes:
+        values: β ≥ 0 on each piece, K + 1 finite numbers.
+        times: the K switch times, finite, > 0 and increasing.
+
+    Raises:
+        ValueError: lengths that do not match, β < 0 or not finite, switch times
+            that are not finite, positive and increasing.
+
+    >>> BetaSchedule((0.5, 0.0), (10.0,)).at(3.0), BetaSchedule((0.5, 0.0), (10.0,)).at(10.0)
+    (0.5, 0.0)
+    """
+
+    values: tuple
+    times: tuple
+
+    def checked(self) -> "BetaSchedule":
+        """The schedule with float entries, or a ValueError naming what is wrong."""
+        values = tuple(float(v) for v in np.ravel(np.asarray(self.values, dtype=float)))
+        times = tuple(float(t) for t in np.ravel(np.asarray(self.times, dtype=float)))
+        if len(values) != len(times) + 1:
+            raise ValueError(f"BetaSchedule needs one more value than switch times, got "
+                             f"{len(values)} values and {len(times)} times")
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(f"BetaSchedule values must be finite and >= 0, got {values}")
+        if not all(math.isfinite(t) for t in times) or not all(
+                b > a for a, b in zip((0.0,) + times, times)):
+            raise ValueError(f"BetaSchedule times must be finite, > 0 and increasing, got "
+                             f"{times}")
+        return BetaSchedule(values, times)
+
+    def at(self, t: float) -> float:
+        """β at time t (the value of the piece that contains t)."""
+        return self.values[int(np.searchsorted(np.asarray(self.times), t, side="right"))]
+
+
+def _solve_scheduled(geometry, problem, x0, schedule, *, t1, saveat, n_save, throw, **options):
+    """solve_flow for a :class:`BetaSchedule`: one solve per piece, eagerly."""
+    for key in ("zero_crossings", "levels", "loss_levels"):
+        if options.get(key) not in (None, False):
+            raise ValueError(f"solve_flow with a BetaSchedule does not take {key}= (solve "
+                             "the pieces separately from the switch states)")
+    if not _is_concrete(x0, t1, saveat, geometry, problem):
+        raise ValueError("solve_flow with a BetaSchedule runs eagerly (one solve per piece), "
+                         "not under jit/vmap")
+    schedule = schedule.checked()
+    x0 = jnp.asarray(x0, dtype=jnp.result_type(float))
+    x0, t1f, grid = _validate(geometry, problem, x0, t1, 0.0, saveat, n_save,
+                              options.get("backend", "diffrax"), options.get("method", "auto"),
+                              options.get("rtol", 1e-8), options.get("atol", 1e-10), 1e-7,
+                              options.get("max_steps", 100_000), 8,
+                              options.get("coordinates", "mirror"))
+    grid = np.asarray(grid, dtype=float)
+    starts = (0.0,) + tuple(t for t in schedule.times if t < t1f)
+    pieces, x, switch_states = [], x0, []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else t1f
+        inside = grid[(grid >= start) & ((grid < end) if k + 1 < len(starts) else True)]
+        res = solve_flow(geometry, problem, x, t1=end - start, beta=schedule.values[k],
+                         saveat=inside - start if inside.size else None,
+                         n_save=n_save if inside.size else 2, **options)
+        pieces.append((start, inside.size, res))
+        if int(res.status) != STATUS_SUCCESS:
+            break
+        x = res.x
+        if k + 1 < len(starts):
+            switch_states.append(x)
+    # rows: each piece's save times, then the final row; NaN where a failed piece stopped
+    ts, xs = [], []
+    n = x0.shape[0]
+    for start, count, res in pieces:
+        ts.append(np.asarray(res.ts[:count]) + start)
+        xs.append(np.asarray(res.xs[:count]))
+    last_start, _, last = pieces[-1]
+    done = sum(count for _, count, _ in pieces)
+    ts.append(np.asarray(grid[done:]))
+    xs.append(np.full((grid.size - done, n), np.nan))
+    ts.append(np.asarray(last.ts[-1:]) + last_start)
+    xs.append(np.asarray(last.xs[-1:]))
+    stats = {key: np.asarray(sum(np.asarray(r.stats[key]) for _, _, r in pieces))
+             for key in ("num_steps", "num_accepted_steps", "num_implicit_steps")}
+    stats["t_final"] = np.asarray(float(last.stats["t_final"]) + last_start)
+    stats["steady_time"] = np.asarray(float(last.stats["steady_time"]) + last_start)
+    stats["switched"] = np.asarray(any(bool(r.stats["switched"]) for _, _, r in pieces))
+    dtype = x0.dtype
+    result = FlowResult(
+        ts=jnp.asarray(np.concatenate(ts), dtype), xs=jnp.asarray(np.concatenate(xs), dtype),
+        status=last.status, stats=stats, crossing_times=None, backend=last.backend,
+        method=last.method, t1=jnp.asarray(t1f, dtype),
+        detail=(f"in the piece from t = {last_start:g} (beta = "
+                f"{schedule.values[len(pieces) - 1]:g}). {last.detail}".strip()
+                if int(last.status) != STATUS_SUCCESS else last.detail),
+        coordinates=last.coordinates,
+        switch_states=jnp.stack(switch_states) if switch_states else jnp.zeros((0, n), dtype))
+    if throw:
+        raise_for_status(result.status, what="solve_flow", detail=result.message)
+    return result
+
+
 # -- the public entry point ---------------------------------------------------
 def solve_flow(
     geometry: AbstractGeometry,
@@ -606,7 +724,7 @@ def solve_flow(
     x0: ArrayLike,
     *,
     t1: float,
-    beta: ArrayLike = 0.0,
+    beta: ArrayLike | BetaSchedule = 0.0,
     saveat: ArrayLike | None = None,
     n_save: int = 201,
     backend: str = "diffrax",
@@ -725,7 +843,9 @@ def solve_flow(
         x0: initial state, shape (n,), finite, inside the geometry's domain.
         t1: final time > 0, or ``numpy.inf`` for the steady state (may be traced
             with the diffrax backend; a traced t1 ≤ 0 raises at run time).
-        beta: decay rate β ≥ 0 (default 0).
+        beta: decay rate β ≥ 0 (default 0), or a :class:`BetaSchedule` (β switched
+            at given times; eagerly, without crossings or levels; the states at the
+            switches are ``switch_states``).
         saveat: non-decreasing save times in [0, t1] (default: ``n_save − 1``
             equispaced times from 0 for finite t1; for t1 = ∞, 0 and log-spaced
             times from 1e-3 to 1e6).  The final time is always appended.
@@ -780,6 +900,13 @@ def solve_flow(
     >>> round(float(r.level_times[0, 0]), 6), round(float(r.loss_level_times[0]), 6)
     (28.324168, 28.324168)
     """
+    if isinstance(beta, BetaSchedule):
+        return _solve_scheduled(
+            geometry, problem, x0, beta, t1=t1, saveat=saveat, n_save=n_save, throw=throw,
+            backend=backend, method=method, coordinates=coordinates, rtol=rtol, atol=atol,
+            steady_tol=steady_tol, stop_at_steady_state=stop_at_steady_state,
+            max_steps=max_steps, zero_crossings=zero_crossings, max_crossings=max_crossings,
+            levels=levels, loss_levels=loss_levels)
     steady_tol = STEADY_TOL_PER_RTOL * rtol if steady_tol is None else steady_tol
     x0, t1f, grid = _validate(geometry, problem, x0, t1, beta, saveat, n_save, backend, method,
                               rtol, atol, steady_tol, max_steps, max_crossings, coordinates)

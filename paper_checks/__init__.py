@@ -36,6 +36,7 @@ CHECKS: dict[str, str] = {
     "negative_alpha_box": "§11",
     "regression_experiment": "§11",
     "sgd_bias": "§7",
+    "switch_off_decay": "§11",
     "uncertainties": "§12",
 }
 

@@ -14,6 +14,7 @@ import pytest
 from scipy import integrate
 
 from hambias import (
+    BetaSchedule,
     Euclidean,
     HAMGeometry,
     LinearRegression,
@@ -625,3 +626,72 @@ def test_finite_t1_stops_at_the_steady_state_unless_told_not_to(problem, x0):
     assert np.isnan(float(full.stats["steady_time"])) and "held" not in full.message
     # the held state is the flow's at the steady time, within the steady tolerance of x(t1)
     np.testing.assert_allclose(held.x, full.x, rtol=0, atol=10 * 10 * RTOL)
+
+
+# -- β schedules (weight decay switched off at T) --------------------------------------
+def test_schedule_with_equal_values_is_the_constant_beta_flow():
+    # Two pieces with the same β are one flow restarted at T: the same states at the save
+    # times, to the integration error of the two solves.
+    p, _ = sparse_regression(jax.random.key(5), 4, 8, 2)
+    grid = np.linspace(0.0, 3.0, 7)
+    one = solve_flow(HAMGeometry(2.0), p, np.zeros(8), t1=3.0, beta=0.5, saveat=grid,
+                     rtol=RTOL, atol=ATOL)
+    two = solve_flow(HAMGeometry(2.0), p, np.zeros(8), t1=3.0,
+                     beta=BetaSchedule((0.5, 0.5), (1.25,)), saveat=grid, rtol=RTOL, atol=ATOL)
+    assert one.converged and two.converged
+    np.testing.assert_allclose(np.asarray(two.ts), np.asarray(one.ts), rtol=0, atol=0)
+    np.testing.assert_allclose(np.asarray(two.xs), np.asarray(one.xs), rtol=AGREE_TOL,
+                               atol=AGREE_TOL)
+    assert two.switch_states.shape == (1, 8)
+
+
+@pytest.mark.parametrize("backend", ["diffrax", "scipy"])
+def test_switched_off_decay_ends_at_the_projection_from_the_switch_state(backend):
+    # After T the flow is the β = 0 mirror flow from x(T): its limit is argmin D_R(x, x(T))
+    # (KKT of that problem), not the never-decayed prediction from x₀.
+    p, _ = sparse_regression(jax.random.key(6), 5, 12, 2)
+    g = HAMGeometry(3.0)
+    res = solve_flow(g, p, np.zeros(12), t1=np.inf, beta=BetaSchedule((1.0, 0.0), (2.0,)),
+                     backend=backend, rtol=RTOL, atol=ATOL)
+    assert res.converged, res.message
+    x_t = np.asarray(res.switch_states[0])
+    # x(T) itself: the constant-β flow to T
+    direct = solve_flow(g, p, np.zeros(12), t1=2.0, beta=1.0, backend=backend, rtol=RTOL,
+                        atol=ATOL)
+    np.testing.assert_allclose(x_t, np.asarray(direct.x), rtol=AGREE_TOL, atol=AGREE_TOL)
+    pred = np.asarray(predict_limit(g, p, x0=x_t).x)
+    assert np.linalg.norm(np.asarray(res.x) - pred) <= INTERP_TOL * np.linalg.norm(pred)
+    never = np.asarray(predict_limit(g, p).x)
+    assert np.linalg.norm(never - pred) > 100 * INTERP_TOL * np.linalg.norm(pred)
+    assert float(res.ts[-1]) > 2.0 and float(res.stats["t_final"]) == float(res.ts[-1])
+
+
+def test_schedule_rows_and_switches_after_t1():
+    p, _ = sparse_regression(jax.random.key(5), 4, 8, 2)
+    res = solve_flow(HAMGeometry(2.0), p, np.zeros(8), t1=1.0,
+                     beta=BetaSchedule((0.5, 0.0, 0.2), (0.5, 4.0)), n_save=11)
+    assert res.converged
+    np.testing.assert_allclose(np.asarray(res.ts), np.r_[np.linspace(0, 1, 11)[:-1], 1.0],
+                               rtol=1e-15, atol=1e-15)
+    assert res.switch_states.shape == (1, 8)  # the switch at 4.0 lies after t1
+
+
+@pytest.mark.parametrize("schedule, match", [
+    (BetaSchedule((1.0,), (1.0,)), "one more value than switch times"),
+    (BetaSchedule((1.0, -1.0), (1.0,)), "values must be finite and >= 0"),
+    (BetaSchedule((1.0, 0.0, 0.0), (2.0, 1.0)), "times must be finite, > 0 and increasing"),
+    (BetaSchedule((1.0, 0.0), (0.0,)), "times must be finite, > 0 and increasing"),
+])
+def test_bad_schedules_are_refused(schedule, match):
+    p, _ = sparse_regression(jax.random.key(5), 4, 8, 2)
+    with pytest.raises(ValueError, match=match):
+        solve_flow(HAMGeometry(2.0), p, np.zeros(8), t1=1.0, beta=schedule)
+
+
+def test_schedule_refuses_crossings_and_tracing():
+    p, _ = sparse_regression(jax.random.key(5), 4, 8, 2)
+    s = BetaSchedule((1.0, 0.0), (1.0,))
+    with pytest.raises(ValueError, match="does not take zero_crossings"):
+        solve_flow(HAMGeometry(2.0), p, np.zeros(8), t1=2.0, beta=s, zero_crossings=True)
+    with pytest.raises(ValueError, match="runs eagerly"):
+        jax.jit(lambda x: solve_flow(HAMGeometry(2.0), p, x, t1=2.0, beta=s).x)(np.zeros(8))
