@@ -31,6 +31,7 @@ CHECKS: dict[str, str] = {
     "l2_l1_interpolation": "§8",
     "sign_stability": "§9",
     "pl_rate": "§10",
+    "local_rate": "§10",
     "explicit_bias_beta": "§11",
     "stability_threshold": "§11",
     "negative_alpha_box": "§11",
