@@ -29,6 +29,7 @@ CHECKS: dict[str, str] = {
     "exp_step_theorem": "§6",
     "implicit_bias": "§7",
     "l2_l1_interpolation": "§8",
+    "anchored_limit": "§8",
     "sign_stability": "§9",
     "pl_rate": "§10",
     "local_rate": "§10",
