@@ -38,6 +38,7 @@ CHECKS: dict[str, str] = {
     "negative_alpha_box": "§11",
     "regression_experiment": "§11",
     "sgd_bias": "§7",
+    "mirror_maps": "§4, §7, §8, §10",
     "uncertainties": "§12",
 }
 
