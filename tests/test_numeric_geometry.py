@@ -272,6 +272,14 @@ def test_predict_limit_matches_closed_forms(small_problem):
             assert _rel(p.x, q.x) <= RTOL_PREDICT
 
 
+def test_predict_limit_with_weight_decay(small_problem):
+    """β > 0: the primal Newton uses the regulariser H = ∫ s/h (quadrature) and H' = θ/h."""
+    p = hb.predict_limit(geometry_from_inverse_metric(ham_h, 10.0), small_problem, beta=0.1)
+    q = hb.predict_limit(hb.HAMGeometry(10.0), small_problem, beta=0.1)
+    assert p.status == "optimal", p.message
+    assert _rel(p.x, q.x) <= RTOL_PREDICT
+
+
 def test_predict_limit_bounded_range_geometry(small_problem):
     g = geometry_from_inverse_metric(power_h, CATALOGUE["1+a t^2"])
     p = hb.predict_limit(g, small_problem)
