@@ -488,6 +488,9 @@ def geometry_from_inverse_metric(h: Callable, params=None, *,
         h: the inverse metric, elementwise on arrays (jax.numpy), positive, even and
             finite on ℝ: ``h(theta)``, or ``h(theta, params)`` when ``params`` is given.
             Define it once (module level): it is a static part of compiled programs.
+            Its derivative h' enters the inverse map's Newton step, H'' and the Jacobian
+            of the scipy flow: write a cusp such as |θ|^½ with ``jnp.where`` so that
+            autodiff gives a finite h'(0) (0, the symmetric choice), not NaN.
         params: a pytree of scalars or of arrays that broadcast against θ (one value per
             coordinate), traced, so a geometry can be vmapped or differentiated over it.
         validate: check (eagerly, when ``params`` is concrete) that h is finite, positive
