@@ -132,6 +132,9 @@ _MAX_EXPONENT = 4.0
 # θ beyond this: |φ| lies outside the (bounded) range of the mirror map.
 _THETA_MAX = 1e300
 
+# length_scale: h is compared with h(0) on this grid (factor √10 per point).
+_SCALE_GRID = 10.0 ** np.linspace(-300.0, 300.0, 1201)
+
 # Evenness and positivity of h are checked at these |θ| (construction, concrete params).
 _CHECK_POINTS = (0.0, 1e-8, 1e-3, 0.1, 0.5, 1.0, 2.0, 10.0, 1e3)
 _EVEN_RTOL = 1e-12
@@ -394,6 +397,18 @@ class NumericGeometry(AbstractGeometry):
 
     def _h(self, x):
         return self.h(x, self.params)
+
+    def length_scale(self):
+        """The smallest |θ| on a grid of factor √10 from 1e-300 to 1e300 where h differs
+        from h(0) by a factor 2 (inf if it never does): 1/α for HAM's h within √10, √3γ
+        for m⊙w's.  :func:`hambias.solve_flow` ties its coordinates and tolerances to it.
+        """
+        h0 = self._h(jnp.zeros(()))
+        grid = jnp.asarray(_SCALE_GRID, dtype=jnp.result_type(h0))
+        hg = self._h(grid.reshape((-1,) + (1,) * jnp.ndim(h0)))
+        changed = jnp.abs(jnp.log(hg) - jnp.log(h0)) >= np.log(2.0)
+        first = grid[jnp.argmax(changed, axis=0)]
+        return jnp.where(jnp.any(changed, axis=0), first, jnp.inf)
 
     def inverse_metric(self, x):
         return self._h(_float(x))

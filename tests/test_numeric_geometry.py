@@ -113,6 +113,15 @@ def test_agrees_with_closed_forms(name, num, ref):
     assert max(errs.values()) <= RTOL_CLOSED, errs
 
 
+def test_length_scale_is_where_h_doubles():
+    ham = np.asarray(geometry_from_inverse_metric(ham_h, jnp.array([1e-3, 1.0, 1e6]))
+                     .length_scale())
+    np.testing.assert_allclose(ham, [1e3, 1.0, 1e-6])  # 1/α lies on the grid
+    mw = float(geometry_from_inverse_metric(mw_h, 1e-3).length_scale())
+    assert np.sqrt(3) * 1e-3 <= mw <= np.sqrt(3) * 1e-3 * np.sqrt(10)
+    assert float(geometry_from_inverse_metric(lambda t: 1.0 + 0.0 * t).length_scale()) == np.inf
+
+
 def test_per_coordinate_parameters_broadcast():
     alphas = jnp.asarray(10.0 ** np.linspace(-3, 3, X.size))
     num = geometry_from_inverse_metric(ham_h, alphas)
@@ -268,7 +277,7 @@ def test_predict_limit_matches_closed_forms(small_problem):
         for start in (None, x0):
             p = hb.predict_limit(num, small_problem, start)
             q = hb.predict_limit(ref, small_problem, start)
-            assert p.status == "optimal" and p.kkt_residual <= 1e-10, p.message
+            assert p.converged and p.kkt_residual <= 1e-10, p.message
             assert _rel(p.x, q.x) <= RTOL_PREDICT
 
 
@@ -276,14 +285,14 @@ def test_predict_limit_with_weight_decay(small_problem):
     """β > 0: the primal Newton uses the regulariser H = ∫ s/h (quadrature) and H' = θ/h."""
     p = hb.predict_limit(geometry_from_inverse_metric(ham_h, 10.0), small_problem, beta=0.1)
     q = hb.predict_limit(hb.HAMGeometry(10.0), small_problem, beta=0.1)
-    assert p.status == "optimal", p.message
+    assert p.converged, p.message
     assert _rel(p.x, q.x) <= RTOL_PREDICT
 
 
 def test_predict_limit_bounded_range_geometry(small_problem):
     g = geometry_from_inverse_metric(power_h, CATALOGUE["1+a t^2"])
     p = hb.predict_limit(g, small_problem)
-    assert p.status == "optimal" and p.kkt_residual <= 1e-10, p.message
+    assert p.converged and p.kkt_residual <= 1e-10, p.message
     assert np.all(np.abs(np.asarray(g.mirror_map(p.x))) < np.pi / (2 * np.sqrt(10.0)))
 
 
