@@ -258,7 +258,8 @@ def _structure(ctx):
         claim_range("kl_not_l1", "§8", "x_KL is far from the min-L1 interpolant",
                     _rel(x_kl, l1), lo=NOT_L1_MIN, why="a dense point vs a d-sparse vertex"),
     ]
-    run_iterates, ExpStep = needs("iterates", "run_iterates", "ExpStep")
+    run_iterates = needs("iterates", "run_iterates")
+    ExpStep = needs("methods", "ExpStep")
     eta = 0.25 / (float(prob.lipschitz()) * 2.0 * float(np.max(np.abs(x_kl))))
     eg = run_iterates(ExpStep(eta), prob, x0, steps=EG_STEPS, record_every=EG_STEPS,
                       record_x=False)
