@@ -330,6 +330,30 @@ def test_mirror_descent_vmaps_over_alpha(small_problem):
     assert _rel(batched, looped) <= RTOL_ITERATES
 
 
+def test_mirror_descent_with_a_numeric_geometry_in_a_sweep(small_problem, tmp_path):
+    """A sweep over η runs mirror descent with the numeric geometry like run_iterates does,
+    and predicts its limit with the same geometry (hb.register_method, as for any method)."""
+    geo = geometry_from_inverse_metric(power_h, CATALOGUE["1+a|t|^0.5"])
+    hb.register_method("md_numeric_sqrt", lambda *, eta, **_: hb.MirrorDescent(geo, eta),
+                       replace=True)
+    np.savez(tmp_path / "data.npz", A=np.asarray(small_problem.A), y=np.asarray(small_problem.y))
+    eta = 0.05 / float(small_problem.lipschitz())
+    cfg = hb.SweepConfig.from_dict(
+        {"steps": 100, "problem": {"file": "data.npz"}, "init": {"kind": "constant"},
+         "grid": {"eta": [eta, eta / 2], "init_scale": [0.0], "seed": [0],
+                  "method": ["md_numeric_sqrt"]}}, base=tmp_path)
+    hb.run_sweep(cfg, tmp_path / "s", quiet=True)
+    ds = hb.open_sweep(tmp_path / "s", gridded=False)
+    for p in range(ds.sizes["point"]):
+        pt = ds.isel(point=p)
+        ref = hb.run_iterates(hb.MirrorDescent(geo, float(pt.eta)), small_problem,
+                              np.zeros(small_problem.n), steps=100, record_every=100)
+        assert _rel(pt.x.values, ref.x) <= RTOL_ITERATES
+        pred = hb.predict_limit(geo, small_problem)
+        assert _rel(pt.x_pred.values, pred.x) <= RTOL_PREDICT
+        assert int(pt.prediction_status) == hb.Status.SUCCESS
+
+
 # -- bad input -------------------------------------------------------------------------------------
 def test_rejects_bad_inverse_metrics():
     with pytest.raises(ValueError, match="even"):
