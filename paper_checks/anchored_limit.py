@@ -160,8 +160,8 @@ def _setup(ctx):
     x_kl, nu, iters = kl_projection(A, y, x0)
     preds = {a: np.asarray(predict_limit(HAMGeometry(a), prob, x0).x) for a in ALPHAS}
     zero = {a: np.asarray(predict_limit(HAMGeometry(a), prob).x) for a in ALPHAS}
-    ctx.data["setup"] = dict(prob=prob, A=A, y=y, x0=x0, x_kl=x_kl, nu=nu, iters=iters,
-                             preds=preds, zero=zero, l1=min_l1_linprog(prob))
+    ctx.data["setup"] = {"prob": prob, "A": A, "y": y, "x0": x0, "x_kl": x_kl, "nu": nu, "iters": iters,
+                             "preds": preds, "zero": zero, "l1": min_l1_linprog(prob)}
     return ctx.data["setup"]
 
 

@@ -122,10 +122,10 @@ def _runs(ctx):
         sel = (rel <= WINDOW[0]) & (rel >= WINDOW[1])
         mode_fit = (-float(np.polyfit(ts[sel], np.log(mode[sel]), 1)[0]) if sel.sum() >= 20
                     else float("nan"))
-        out[label] = dict(geometry=geo, x_inf=x_inf, kappa=kappa, gap=gap, ts=ts, rel=rel,
-                          fit=fitted_rate(ts, rel, WINDOW),
-                          fit_early=fitted_rate(ts, rel, EARLY_WINDOW), mode_fit=mode_fit,
-                          ok=bool(r.converged), message=r.message)
+        out[label] = {"geometry": geo, "x_inf": x_inf, "kappa": kappa, "gap": gap, "ts": ts, "rel": rel,
+                          "fit": fitted_rate(ts, rel, WINDOW),
+                          "fit_early": fitted_rate(ts, rel, EARLY_WINDOW), "mode_fit": mode_fit,
+                          "ok": bool(r.converged), "message": r.message}
     ctx.data["runs"] = (prob, lam_pl, out)
     return ctx.data["runs"]
 

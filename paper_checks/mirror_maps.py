@@ -276,14 +276,14 @@ def _runs(ctx):
                           coordinates=FLOW_COORDINATES)
         ct = float(np.asarray(race.crossing_times)[0, 0])
         h1 = (lambda t, params=params: float(family(jnp.asarray(t), params)))
-        out[label] = dict(
-            geometry=g, x_inf=x_inf, kkt=float(pred.kkt_residual), pred_ok=pred.converged,
-            to_l1=_rel(x_inf, l1), to_l2=_rel(x_inf, l2), kappa=kappa,
-            fit=fitted_rate(ts, rel, WINDOW), mode_fit=mode_fit,
-            t_conv=_time_to(ts, rel, LOSS_LEVEL),
-            flow_err=_rel(xs[-1], x_inf), flow_ok=bool(r.converged), flow_msg=r.message,
-            crossing=ct if np.isfinite(ct) else np.inf, crossing_quad=_quad_crossing(h1),
-            race_ts=np.asarray(race.ts), race_xs=np.asarray(race.xs)[:, 0])
+        out[label] = {
+            "geometry": g, "x_inf": x_inf, "kkt": float(pred.kkt_residual), "pred_ok": pred.converged,
+            "to_l1": _rel(x_inf, l1), "to_l2": _rel(x_inf, l2), "kappa": kappa,
+            "fit": fitted_rate(ts, rel, WINDOW), "mode_fit": mode_fit,
+            "t_conv": _time_to(ts, rel, LOSS_LEVEL),
+            "flow_err": _rel(xs[-1], x_inf), "flow_ok": bool(r.converged), "flow_msg": r.message,
+            "crossing": ct if np.isfinite(ct) else np.inf, "crossing_quad": _quad_crossing(h1),
+            "race_ts": np.asarray(race.ts), "race_xs": np.asarray(race.xs)[:, 0]}
     ctx.data["runs"] = (prob, out)
     return ctx.data["runs"]
 
