@@ -29,6 +29,7 @@ from .methods import (
     method_names,
     register_method,
 )
+from .numeric_geometry import geometry_from_inverse_metric
 from .optimizers import ham, ham_sam, ham_wrapper_faithful
 from .predict import (
     CvxpyPredictor,
@@ -64,6 +65,7 @@ __all__ = [
     "gamma_from_init",
     "GD",
     "GDHyp",
+    "geometry_from_inverse_metric",
     "ham",
     "ham_sam",
     "ham_wrapper_faithful",

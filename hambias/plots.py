@@ -31,6 +31,7 @@ from matplotlib.ticker import NullFormatter, NullLocator
 __all__ = [
     "close_figure",
     "new_figure",
+    "plot_bars",
     "plot_bregman_shapes",
     "plot_convergence_order",
     "plot_curves",
@@ -307,6 +308,39 @@ def plot_curves(ax, t, curves: Mapping[str, object], *, xlabel="time t", ylabel=
     if logx:
         ax.set_xscale("log")
     return _finish(ax, xlabel, ylabel, title, grid_which="both")
+
+
+def plot_bars(ax, groups, series: Mapping[str, object], *, ylabel="", logy: bool = False,
+              title: str | None = None, markers: Mapping[str, object] | None = None,
+              marker_label: str = "reference"):
+    """Grouped bars: one group per item of ``groups``, one bar per series in each group.
+
+    Args:
+        ax: target axes.
+        groups: labels along the x axis (e.g. the geometries of a catalogue).
+        series: label → one value per group (NaN leaves a gap).
+        ylabel, title: labels.
+        logy: log scale for the values.
+        markers: label → one value per group, drawn as black markers on the bars of the
+            series of the same label (e.g. a reference value each bar should reach),
+            labelled "<series>: <marker_label>".
+
+    Returns:
+        ``ax``.
+    """
+    groups = list(groups)
+    x = np.arange(len(groups), dtype=float)
+    width = 0.8 / max(len(series), 1)
+    for j, (label, vals) in enumerate(series.items()):
+        offset = (j - (len(series) - 1) / 2) * width
+        ax.bar(x + offset, np.asarray(vals, dtype=float), width, label=label)
+        if markers and label in markers:
+            ax.plot(x + offset, np.asarray(markers[label], dtype=float), "k_", ms=12, mew=2,
+                    label=f"{label}: {marker_label}")
+    ax.set_xticks(x, groups, rotation=20, ha="right")
+    if logy:
+        ax.set_yscale("log")
+    return _finish(ax, "", ylabel, title)
 
 
 def plot_sign_flips(ax, steps, flips: Mapping[str, np.ndarray], *, ylabel="sign flips",

@@ -29,14 +29,17 @@ CHECKS: dict[str, str] = {
     "exp_step_theorem": "§6",
     "implicit_bias": "§7",
     "l2_l1_interpolation": "§8",
+    "anchored_limit": "§8",
     "sign_stability": "§9",
     "pl_rate": "§10",
+    "local_rate": "§10",
     "explicit_bias_beta": "§11",
     "stability_threshold": "§11",
     "negative_alpha_box": "§11",
     "regression_experiment": "§11",
     "sgd_bias": "§7",
     "switch_off_decay": "§11",
+    "mirror_maps": "§4, §7, §8, §10",
     "uncertainties": "§12",
 }
 
