@@ -30,6 +30,7 @@ CHECKS: dict[str, str] = {
     "implicit_bias": "§7",
     "l2_l1_interpolation": "§8",
     "sign_stability": "§9",
+    "single_neuron_sign_flips": "§1, §9, §11",
     "pl_rate": "§10",
     "explicit_bias_beta": "§11",
     "stability_threshold": "§11",
