@@ -607,16 +607,26 @@ def _grid(a0, w0):
 def _assemble(problem, a0, w0, x, flips, status) -> SuccessMap:
     shape = (w0.size, a0.size)
     x = jnp.asarray(x).reshape(shape + (2,))
-    loss = jax.vmap(problem.loss)(x.reshape(-1, 2)).reshape(shape)
-    return SuccessMap(a0, w0, classify_outcome(problem, x), x, loss,
-                      jnp.asarray(flips).reshape(shape + (2,)),
+    outcome, loss = _outcome_and_loss(problem, x)
+    return SuccessMap(a0, w0, outcome, x, loss, jnp.asarray(flips).reshape(shape + (2,)),
                       jnp.asarray(status).reshape(shape))
+
+
+@eqx.filter_jit
+def _outcome_and_loss(problem, x):
+    """One compiled program per grid shape instead of dozens of eager dispatches."""
+    loss = jax.vmap(problem.loss)(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1])
+    return classify_outcome(problem, x), loss
 
 
 def predicted_success_map(problem: TeacherStudent, geometry: AbstractGeometry, a0, w0) -> Array:
     """(nw, na) booleans: :func:`predict_success` on the grid a0 × w0 (rows w0)."""
     _, _, starts = _grid(a0, w0)
-    return predict_success(problem, geometry, starts)
+    return _predict_jit(problem, _array_leaves(geometry, starts.dtype), starts)
+
+
+_predict_jit = eqx.filter_jit(lambda problem, geometry, starts: predict_success(
+    problem, geometry, starts))
 
 
 def _flow_map_impl(geometry, problem, starts, t1, rtol, atol, max_steps):
@@ -784,7 +794,7 @@ def iterate_boundary(method: AbstractMethod, problem: TeacherStudent, w0, lo, hi
         cand = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
         starts = np.stack([cand, np.broadcast_to(w0[:, None], cand.shape)], axis=-1)
         x, _, _ = _iterate_map_impl(method, problem, jnp.asarray(starts.reshape(-1, 2)), steps)
-        ok = np.array(classify_outcome(problem, x) == SUCCESS).reshape(cand.shape)
+        ok = np.array(_outcome_and_loss(problem, x)[0] == SUCCESS).reshape(cand.shape)
         ok[:, 0], ok[:, -1] = False, True  # the ends keep their stated roles
         first = np.argmax(ok, axis=1)
         lo, hi = cand[rows, first - 1], cand[rows, first]

@@ -368,8 +368,9 @@ def _limits(ctx):
             np.meshgrid(*_axes(ctx)), axis=-1)))[ok]
         errs[name] = float(np.max(np.abs(x - pred))) if x.size else float("nan")
     return [claim_range("limit_points", "§11",
-                        f"max over successful starts and {len(errs)} flows of |θ_T − θ_pred|, θ_pred the "
-                        "point of a w = a* w* with Q = Q₀", max(errs.values()), hi=LIMIT_TOL,
+                        f"max over successful starts and {len(errs)} flows of |θ_T − θ_pred|, "
+                        "θ_pred the point of a w = a* w* with Q = Q₀", max(errs.values()),
+                        hi=LIMIT_TOL,
                         why="the flow's Q error (~rtol) and its distance to the limit at t1",
                         detail="; ".join(f"{k}: {v:.1e}" for k, v in errs.items()))]
 
