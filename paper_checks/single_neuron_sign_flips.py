@@ -299,7 +299,7 @@ def _shared_maps(ctx):
             f"{name} flow: grid points outside the band where the measured success differs "
             "from w₀ > 0 and (a₀ ≥ 0 or F(a₀) < F(w₀))", _mismatches(succ[name], pred, band),
             hi=0, expected="0", tolerance=f"exact outside the band δ = {BAND_FLOW:g}",
-            why="solver error and the finite horizon move the boundary by < 1e-5",
+            why="solver error and the finite horizon move the boundary by < 1e-6",
             detail=f"{pred.size} grid points, {int(band.sum())} in the band, {n_und} undecided "
                    f"at t1 = {T1:g} (slow stalls on the failing side), {int(pred.sum())} predicted "
                    f"successes, "
@@ -342,7 +342,7 @@ def _per_layer_maps(ctx):
                         f"{name} flow: mismatches of the measured map with the invariant's "
                         "prediction outside the band", _mismatches(m.success, pred, band), hi=0,
                         expected="0", tolerance=f"exact outside the band δ = {BAND_FLOW:g}",
-                        why="solver error and the finite horizon move the boundary by < 1e-5",
+                        why="solver error and the finite horizon move the boundary by < 1e-6",
                         detail=f"{int(pred.sum())} predicted successes of {pred.size}; the "
                                f"boundary moved {moved} grid points against the shared metric"),
             claim_range(f"layer_control_{i}", "§11",
@@ -416,8 +416,9 @@ def _finite_eta(ctx):
         out.append(claim_range(
             f"iterate_maps_{kind}", "§9",
             ("one metric on both layers" if kind == "shared" else "per-layer α / γ")
-            + f": GD/HYP/HYP*/(m, w)-GD/Sign-In at η = {ETA:g}, mismatches with the flow's "
-              "predicted map outside the band (diverged runs count as mismatches)",
+            + f": {', '.join(n.split(' (')[0] for n in maps[kind])} at η = {ETA:g}, "
+              "mismatches with the flow's predicted map outside the band (diverged runs count "
+              "as mismatches)",
             sum(counts.values()), hi=0, expected="0",
             tolerance=f"exact outside δ = {delta:g}", why=why,
             detail="; ".join(f"{k}: {v}" for k, v in counts.items())))
@@ -519,8 +520,7 @@ def _figures(ctx):
     ctx.save(fig, "single_neuron_sign_flips",
              {"teacher": TEACHER, "t1": T1, "eta": ETA, "alpha": ALPHA, "gamma": GAMMA,
               "per_layer_alpha": PER_LAYER_ALPHA, "per_layer_gamma": PER_LAYER_GAMMA,
-              "signin_period": SIGNIN_PERIOD, "grid": GRID[ctx.quick],
-              "flow_backend": ctx.flow_backend})
+              "signin_period": SIGNIN_PERIOD, "grid": GRID[ctx.quick]})
 
 
 GROUPS = (_invariant, _shared_maps, _per_layer_maps, _limits, _finite_eta)
