@@ -44,6 +44,17 @@ from .predict import (
 from .problems import AbstractProblem, LinearRegression, LossProblem, RowSpace, sparse_regression
 from .networks import DiagonalNetwork, diagonal_network
 from .status import Status, StatusError
+from .teacher_student import (
+    SignIn,
+    SuccessMap,
+    TeacherStudent,
+    balance_invariant,
+    flow_success_map,
+    iterate_success_map,
+    predict_success,
+    predicted_limit,
+    success_boundary,
+)
 from .sweep import SweepConfig, load_config, open_sweep, phase_table, run_sweep, stability_boundary
 
 __version__ = "0.1.0"
@@ -52,6 +63,7 @@ __all__ = [
     "AbstractGeometry",
     "AbstractMethod",
     "AbstractProblem",
+    "balance_invariant",
     "compare",
     "Comparison",
     "convergence_order",
@@ -60,6 +72,7 @@ __all__ = [
     "diagonal_network",
     "Euclidean",
     "ExpStep",
+    "flow_success_map",
     "flow_vector_field",
     "FlowResult",
     "gamma_from_init",
@@ -71,6 +84,7 @@ __all__ = [
     "ham_wrapper_faithful",
     "HAMGeometry",
     "IterateResult",
+    "iterate_success_map",
     "kkt_residuals",
     "lasso",
     "make_method",
@@ -88,6 +102,8 @@ __all__ = [
     "phase_table",
     "PointwiseProduct",
     "predict_limit",
+    "predict_success",
+    "predicted_limit",
     "Prediction",
     "PredictionError",
     "register_method",
@@ -95,6 +111,7 @@ __all__ = [
     "RowSpace",
     "run_iterates",
     "run_sweep",
+    "SignIn",
     "solve_flow",
     "BetaSchedule",
     "sparse_regression",
@@ -102,6 +119,9 @@ __all__ = [
     "stationarity_residual",
     "Status",
     "StatusError",
+    "success_boundary",
+    "SuccessMap",
     "SweepConfig",
+    "TeacherStudent",
     "__version__",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "plot_sign_flips",
     "plot_stability_boundary",
     "plot_step_maps",
+    "plot_success_map",
     "plot_trajectories",
     "save_figure",
     "sweep_phase_diagrams",
@@ -363,6 +364,90 @@ def plot_sign_flips(ax, steps, flips: Mapping[str, np.ndarray], *, ylabel="sign 
     if logx:
         ax.set_xscale("log")
     return _finish(ax, "iteration k", ylabel, title)
+
+
+#: Colours of the outcomes of :func:`plot_success_map` (failure, undecided, success).
+_OUTCOME_COLOURS = ("#f4b6b0", "#d9d9d9", "#a9d8a6")
+_OUTCOME_LABELS = ("fails (stalls at a·w = 0 or on the other branch)", "undecided at the horizon",
+                   "reaches the teacher")
+
+
+def plot_success_map(ax, a0, w0, outcome, *, boundary: Mapping[str, tuple] | None = None,
+                     teacher=None, title: str | None = None, legend: bool = True,
+                     legend_loc: str = "lower left"):
+    """Which starts (a₀, w₀) of a two-layer model reach the teacher: a three-colour map.
+
+    Cell (i, j) is centred on (a0[j], w0[i]) and coloured by ``outcome[i, j]``: 1 reaches
+    the teacher, 0 fails, −1 undecided (as :func:`hambias.teacher_student.classify_outcome`
+    codes them).  Predicted boundaries are drawn as lines on top.
+
+    Args:
+        ax: target axes.
+        a0, w0: the grids (columns, rows).
+        outcome: (len(w0), len(a0)) codes in {−1, 0, 1}.
+        boundary: label → (a, w) arrays of a curve (e.g. the invariant's prediction).
+        teacher: (a*, w*) to mark, or None.
+        title: axes title.
+        legend: draw the legend (outcome patches and boundary labels).
+        legend_loc: its matplotlib location.
+
+    Returns:
+        ``ax``.
+
+    Raises:
+        ValueError: an outcome array of the wrong shape or with codes outside {−1, 0, 1}.
+
+    >>> import numpy as np
+    >>> fig, ax = new_figure()
+    >>> a, w = np.linspace(-1, 1, 3), np.linspace(-1, 1, 2)
+    >>> ax = plot_success_map(ax, a, w, np.array([[0, 0, 0], [0, 1, 1]]),
+    ...                       boundary={"a₀ = −w₀": (-w, w)}, teacher=(1.0, 1.0))
+    >>> ax.get_xlabel()
+    'a₀'
+    """
+    from matplotlib import colors
+    from matplotlib.patches import Patch
+
+    a0, w0 = np.asarray(a0, dtype=float), np.asarray(w0, dtype=float)
+    out = np.asarray(outcome)
+    if out.shape != (w0.size, a0.size):
+        raise ValueError(f"outcome must have shape (len(w0), len(a0)) = {(w0.size, a0.size)}, "
+                         f"got {out.shape}")
+    if not np.all(np.isin(out, (-1, 0, 1))):
+        raise ValueError("outcome codes must be -1 (undecided), 0 (fails) or 1 (succeeds)")
+
+    def edges(v):
+        mid = 0.5 * (v[1:] + v[:-1])
+        first = v[0] - (mid[0] - v[0]) if v.size > 1 else v[0] - 0.5
+        last = v[-1] + (v[-1] - mid[-1]) if v.size > 1 else v[-1] + 0.5
+        return np.concatenate([[first], mid, [last]])
+
+    cmap = colors.ListedColormap(_OUTCOME_COLOURS)
+    norm = colors.BoundaryNorm([-0.5, 0.5, 1.5, 2.5], cmap.N)
+    # codes −1, 0, 1 -> colour slots 1 (undecided), 0 (fails), 2 (succeeds)
+    slot = np.where(out == -1, 1, np.where(out == 0, 0, 2))
+    xe, ye = edges(a0), edges(w0)
+    ax.pcolormesh(xe, ye, slot, cmap=cmap, norm=norm, shading="flat", zorder=0)
+    handles = [Patch(facecolor=c, label=lab) for c, lab, code in
+               zip(_OUTCOME_COLOURS, _OUTCOME_LABELS, (0, -1, 1), strict=True)
+               if np.any(out == code)]
+    for (label, (a, w)), ls in zip((boundary or {}).items(), _LINESTYLES * 4):
+        (line,) = ax.plot(np.asarray(a), np.asarray(w), color="k", ls=ls, lw=1.4, label=label)
+        handles.append(line)
+    if teacher is not None:
+        (pt,) = ax.plot([teacher[0]], [teacher[1]], "k*", ms=10, label="teacher (a*, w*)")
+        handles.append(pt)
+    ax.axhline(0.0, color="0.5", lw=0.6)
+    ax.axvline(0.0, color="0.5", lw=0.6)
+    ax.set_xlim(xe[0], xe[-1])
+    ax.set_ylim(ye[0], ye[-1])
+    ax.set_xlabel("a₀")
+    ax.set_ylabel("w₀")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    if legend and handles:
+        ax.legend(handles=handles, fontsize="x-small", loc=legend_loc)
+    return ax
 
 
 # ----------------------------------------------------------------------------- phase diagrams

@@ -176,6 +176,122 @@ for name, r in results.items():
 #   so $x = m w$ would have to pass $m = w = 0$, which the flow never reaches. The coordinates
 #   that start with the wrong sign get stuck near zero, and the loss falls slowly.
 #
+# ## Two layers: which starts reach the teacher
+#
+# The same question for the smallest network with two layers: a student $a\,\sigma(w x)$
+# learns the teacher $a^\star\sigma(w^\star x)$, $\sigma = \mathrm{ReLU}$, $x\sim N(0, 1)$,
+# $a^\star = w^\star = 1$, from the population loss
+# $f(a, w) = \tfrac12\mathbb E[(a\sigma(wx) - a^\star\sigma(w^\star x))^2]$
+# (`hb.TeacherStudent`). For $w > 0$ it is $(aw - 1)^2/4$; for $w < 0$ it is
+# $(a^2w^2 + 1)/4$: the neuron points the wrong way and can only shrink towards $w = 0$, so **$w$
+# never changes sign**. A start with $a_0 < 0 < w_0$ succeeds only if $a$ crosses zero before
+# $w$ does.
+#
+# Who wins that race is decided by a conserved quantity. The model is unchanged by
+# $(a, w)\mapsto(ca, w/c)$, so $a\,\partial_a f = w\,\partial_w f$. Along any flow
+# $\dot\theta = -h(\theta)\odot\nabla f$ with a per-coordinate inverse metric $h$ (GD: $1$;
+# $m\odot w$: $\sqrt{\theta^2+\gamma^2}$; HAM: $1 + \alpha|\theta|$) put $F' = \theta/h$; then
+# $\tfrac{d}{dt}F(a) = -a\,\partial_a f = -w\,\partial_w f = \tfrac{d}{dt}F(w)$, so
+# $$ Q = F_a(a) - F_w(w) \quad\text{is conserved,} $$
+# with $F$ the regulariser $H$ of the $\beta > 0$ theory (THEORY.md §11): $\theta^2/2$,
+# $\sqrt{\theta^2+\gamma^2}-\gamma$, $H_\alpha$. If $a$ reaches $0$ first, $Q = -F_w(w) < 0$;
+# if $w$ does, $Q = F_a(a) > 0$. Hence
+# $$ \text{success} \iff w_0 > 0 \ \text{and}\
+#    \bigl(a_0 \ge 0 \ \text{or}\ F_a(a_0) < F_w(w_0)\bigr). $$
+# With **one** metric on both layers $F_a = F_w$ is increasing in $|\theta|$, so the set is
+# $w_0 > \max(0, -a_0)$ for GD, $m\odot w$ and HAM alike: the metric changes the speed, not
+# the outcome. A **different** metric per layer ($\alpha$ per layer, or the $m\odot w$
+# balance $\gamma$ per layer that Sign-In resets) moves the boundary to $F_a(a_0) = F_w(w_0)$.
+#
+# First one run, with $Q(t) - Q(0)$ along it:
+
+# %%
+teacher = hb.TeacherStudent(1.0, 1.0)
+ham3 = hb.HAMGeometry(3.0)
+run = solve_flow(ham3, teacher, jnp.array([-0.7, 0.9]), t1=30.0, n_save=301, backend="scipy",
+                 method="DOP853", rtol=1e-10, atol=1e-12)
+q = hb.balance_invariant(ham3, run.xs)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+ax1.plot(run.ts, run.xs[:, 0], label="$a_t$")
+ax1.plot(run.ts, run.xs[:, 1], label="$w_t$")
+ax1.axhline(0, color="0.6", lw=0.8)
+ax1.set(xlabel="$t$", title=r"HAM flow ($\alpha = 3$) from $(a_0, w_0) = (-0.7, 0.9)$")
+ax1.legend()
+ax2.plot(run.ts, q - q[0])
+ax2.set(xlabel="$t$", ylabel="$Q(t) - Q(0)$", title="the balance invariant")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Now the success maps over a grid of starts, `hb.iterate_success_map` (one vmapped run of
+# the method over the grid), each with the boundary the invariant predicts
+# (`hb.success_boundary`). These are finite-$\eta$ iterates; the maps of the flows themselves
+# (`hb.flow_success_map`, one vmapped `solve_flow` over the grid) are the figure of the check
+# `single_neuron_sign_flips` (`figures/single_neuron_sign_flips.png`), and agree. The top row
+# uses one metric on both layers, the bottom row a different one per layer (the value on $a$
+# first).
+
+# %%
+from hambias.teacher_student import predicted_success_map
+
+a_grid = np.linspace(-2.0, 2.0, 21 if QUICK else 49)
+w_grid = np.linspace(-0.54, 2.06, 16 if QUICK else 40)
+eta_ts = 0.04 if QUICK else 0.02
+steps_ts = int(100 / eta_ts)  # flow time 100; (m, w) runs at twice the speed (THEORY.md §5)
+alpha_layers = jnp.array([3.0, 0.0])  # α on a, α on w
+gamma_layers = jnp.array([1.0, 0.05])  # a Sign-In-like balance: large on a, small on w
+# GD is GD+HYP* at α = 0 (the hyperbolic factor is e⁰ = 1), and Sign-In with one γ on both
+# layers is GD on (m, w) with resets: two compiled programs serve all six maps.
+maps = {
+    r"GD ($=$ GD+HYP* at $\alpha = 0$)": (GDHyp(eta_ts, jnp.zeros(2)), hb.Euclidean()),
+    r"Sign-In (GD on $(m, w)$), $\gamma = 0.25$": (
+        hb.SignIn(eta_ts, jnp.array([0.25, 0.25]), period=10), hb.PointwiseProduct(0.25)),
+    r"GD+HYP* (HAM), $\alpha = 3$": (GDHyp(eta_ts, jnp.array([3.0, 3.0])), hb.HAMGeometry(3.0)),
+    r"GD+HYP*, $(\alpha_a, \alpha_w) = (3, 0)$": (GDHyp(eta_ts, alpha_layers),
+                                                   hb.HAMGeometry(alpha_layers)),
+    r"GD+HYP*, $(\alpha_a, \alpha_w) = (0, 3)$": (GDHyp(eta_ts, alpha_layers[::-1]),
+                                                   hb.HAMGeometry(alpha_layers[::-1])),
+    r"Sign-In, $(\gamma_a, \gamma_w) = (1, 0.05)$": (hb.SignIn(eta_ts, gamma_layers, period=10),
+                                                      hb.PointwiseProduct(gamma_layers)),
+}
+for name, (method, geo) in maps.items():
+    steps = steps_ts // 2 if isinstance(method, hb.SignIn) else steps_ts
+    maps[name] = (hb.iterate_success_map(method, teacher, a_grid, w_grid, steps=steps), geo)
+w_line = np.linspace(1e-6, w_grid[-1], 200)
+fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+for k, (ax, (name, (m, geo))) in enumerate(zip(axes.flat, maps.items())):
+    lines = {"$a_0 = -w_0$ (one metric)": (-w_line, w_line)}
+    if k >= 3:  # the invariant's boundary for a metric per layer
+        lines = {"$F_a(a_0) = F_w(w_0)$": (hb.success_boundary(teacher, geo, w_line), w_line),
+                 **lines}
+    hp.plot_success_map(ax, a_grid, w_grid, m.outcome, boundary=lines, teacher=(1.0, 1.0),
+                        title=name, legend=k in (0, 3), legend_loc="upper right")
+plt.tight_layout()
+plt.show()
+for name, (m, geo) in maps.items():
+    predicted = predicted_success_map(teacher, geo, a_grid, w_grid)
+    print(f"{name:58s} successes {int(m.success.sum()):4d}, differ from the prediction at "
+          f"{int((m.success != predicted).sum())} starts, sign flips of a: "
+          f"{int(m.flips[..., 0].sum())}")
+
+# %% [markdown]
+# What to read off:
+#
+# * Top row: GD, GD on $(m, w)$ and HAM reach the teacher from the same starts, the
+#   region above $a_0 = -w_0$ (and $w_0 > 0$). The rule "$w_0 > |a_0|$" is only its left half:
+#   with $a_0 > 0$ no sign has to change, and every $w_0 > 0$ succeeds. Even the finite-$\eta$
+#   iterates keep the boundary exactly: with the same update on both layers they commute with
+#   $(a, w)\mapsto(-w, -a)$, which fixes the line $a_0 = -w_0$.
+# * Bottom row: $\alpha$ on $a$ only makes $F_a$ flatter ($H_\alpha(a)\approx|a|/\alpha$), so
+#   $a$ wins the race from much farther out; $\alpha$ on $w$ only does the opposite. The
+#   boundary follows $F_a(a_0) = F_w(w_0)$; at finite $\eta$ it moves by $O(\eta)$ (the check
+#   measures the slope), and HYP gives the same map as HYP\*: the two differ only after the
+#   first sign change, and on this model the first sign change decides the outcome.
+# * Sign-In with a large $\gamma$ on $a$ does the same through the $m\odot w$ metric: its
+#   $F_a = \sqrt{a^2+\gamma_a^2}-\gamma_a \approx a^2/(2\gamma_a)$ is small, so $a$ flips.
+# * The grey cells below $w_0 = 0$ are failures that have not settled at the horizon (they
+#   creep towards $a w = 0$), not successes.
+#
 # ## Exercises
 #
 # **Exercise 1.** Check the identity
@@ -191,6 +307,11 @@ for name, r in results.items():
 # `predict_limit(PointwiseProduct(gamma), problem, x0)` at $\gamma = 0$? (Hint: $\gamma = 0$ is
 # not a valid geometry; what does the limit look like on coordinates that start with the wrong
 # sign?)
+#
+# **Exercise 4.** For $m\odot w$ with a balance per layer, $F(\theta) = \sqrt{\theta^2+\gamma^2}-\gamma$
+# is invertible in closed form. Write the boundary $a_0(w_0)$ of the Sign-In map above for
+# $(\gamma_a, \gamma_w) = (1, 0.05)$ and compare it with `hb.success_boundary`. Which
+# $\gamma_a$ lets $a_0 = -2$ flip when $w_0 = 0.5$?
 #
 # ## Solutions
 #
@@ -237,3 +358,18 @@ print(f"prediction status {pred_mw.status.name}; distance (m, w) end vs predicti
 print(f"coordinates with sign(x0) != sign(x*) and x* != 0: "
       f"{int(np.sum(wrong_sign & (np.asarray(x_star) != 0)))}; "
       f"sign changes of the (m, w) run: {int(results[MW].flips_init[-1])}")
+
+
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+# Solution 4: F_a(a₀) = F_w(w₀) with F = √(θ² + γ²) − γ gives |a₀| = √((F_w + γ_a)² − γ_a²).
+ga, gw = 1.0, 0.05
+w_test = np.array([0.2, 0.5, 1.0, 1.5])
+F_w = np.sqrt(w_test**2 + gw**2) - gw
+closed = -np.sqrt((F_w + ga) ** 2 - ga**2)
+numeric = np.asarray(hb.success_boundary(teacher, hb.PointwiseProduct(jnp.array([ga, gw])),
+                                         w_test))
+print("closed form:", np.round(closed, 6), " success_boundary:", np.round(numeric, 6))
+# a₀ = −2 flips at w₀ = 0.5 when √(4 + γ_a²) − γ_a < F_w(0.5), i.e. γ_a > (4 − F²)/(2F)
+F_half = np.sqrt(0.25 + gw**2) - gw
+print(f"needs gamma_a > {(4 - F_half**2) / (2 * F_half):.3f}")
+

@@ -31,6 +31,7 @@ CHECKS: dict[str, str] = {
     "l2_l1_interpolation": "§8",
     "anchored_limit": "§8",
     "sign_stability": "§9",
+    "single_neuron_sign_flips": "§1, §9, §11",
     "pl_rate": "§10",
     "local_rate": "§10",
     "explicit_bias_beta": "§11",

@@ -55,6 +55,26 @@ def test_plot_functions_return_ax_with_labels_and_data():
     plots.close_figure(fig)
 
 
+def test_plot_success_map_colours_cells_and_draws_boundaries():
+    a0, w0 = np.linspace(-1, 1, 4), np.array([-0.5, 0.5, 1.5])
+    out = np.array([[0, 0, 0, 0], [0, -1, 1, 1], [1, 1, 1, 1]])
+    fig, ax = plots.new_figure()
+    ret = plots.plot_success_map(ax, a0, w0, out, boundary={"a₀ = −w₀": (-w0, w0)},
+                                 teacher=(1.0, 1.0), title="t")
+    assert ret is ax and ax.get_xlabel() == "a₀" and ax.get_ylabel() == "w₀"
+    mesh = ax.collections[0]
+    # colour slots: fails 0, undecided 1, succeeds 2 (row-major over the cells)
+    np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(3, 4),
+                                  [[0, 0, 0, 0], [0, 1, 2, 2], [2, 2, 2, 2]])
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert {"a₀ = −w₀", "teacher (a*, w*)", "reaches the teacher"} <= labels
+    with pytest.raises(ValueError, match="shape"):
+        plots.plot_success_map(ax, a0, w0, out.T)
+    with pytest.raises(ValueError, match="codes"):
+        plots.plot_success_map(ax, a0, w0, out + 1)
+    plots.close_figure(fig)
+
+
 def test_plots_is_the_only_matplotlib_importer():
     import pathlib
 
