@@ -262,6 +262,7 @@ def test_sign_in_resets_the_balance_and_otherwise_is_mw_gd():
 # maps: batched equals loop, and the prediction on a small grid
 # ---------------------------------------------------------------------------
 A0, W0 = np.linspace(-1.5, 1.5, 5), np.array([-0.4, 0.35, 1.1])
+STEADY_ATOL = 1e-6  # see test_flow_map_equals_loop_and_prediction
 
 
 def test_iterate_map_equals_loop_over_starts():
@@ -284,7 +285,11 @@ def test_flow_map_equals_loop_and_prediction():
     for i, w in enumerate(W0):
         for j, a in enumerate(A0):
             sol = hb.solve_flow(geo, p, jnp.array([a, w]), t1=100.0, n_save=2, method="tsit5")
-            np.testing.assert_allclose(m.x[i, j], sol.x, rtol=1e-12, atol=1e-14)
+            # Both solves stop on the steady-state criterion ‖∇F‖ ≤ 10·rtol·‖∇F(x₀)‖ and hold
+            # the state; a failing start stops near the saddle w = 0, where ∂_w F ≈ h a² w/2
+            # with a² ≥ 0.3 here, so its w is fixed only to ~1e-6 (measured 1e-8 apart: the
+            # vmapped and the single solve take different steps across the kink at w = 0).
+            np.testing.assert_allclose(m.x[i, j], sol.x, rtol=1e-12, atol=STEADY_ATOL)
     scipy_map = hb.flow_success_map(geo, p, A0, W0, t1=100.0, backend="scipy")
     np.testing.assert_array_equal(np.asarray(scipy_map.outcome), np.asarray(m.outcome))
 
