@@ -2,13 +2,13 @@
 
 :func:`solve_flow` integrates, for any geometry and any differentiable loss,
 
-    dθ_t = −g⁻¹(θ_t) ⊙ ∇f(θ_t) dt − β θ_t dt        (THEORY.md §1, §3, §11)
+    dθ_t = −g⁻¹(θ_t) ⊙ ∇f(θ_t) dt − β θ_t dt        (docs/theory/setting.md#setting, docs/theory/ham-flow.md#ham-flow, docs/theory/explicit-bias.md#explicit-bias)
 
 with an adaptive solver, either in JAX (diffrax: jit, vmap, GPU) or with scipy
 (the independent cross-check).  For β = 0 this is the mirror flow
 d∇R(θ_t) = −∇f(θ_t) dt of the geometry's potential R; for β > 0 it is the
 Riemannian gradient flow of F = f + βH with ∇F(θ) = ∇f(θ) + β θ / g⁻¹(θ)
-(THEORY.md §11), and ‖∇F‖ is the stationarity residual used for t = ∞.
+(docs/theory/explicit-bias.md#explicit-bias), and ‖∇F‖ is the stationarity residual used for t = ∞.
 
 The solver integrates the scaled mirror coordinate ψ = c ⊙ ∇R(θ), in which the
 flow reads dψ/dt = −c ⊙ ∇F(θ(ψ)) with the closed-form inverse map θ = (∇R)⁻¹(ψ/c):
@@ -86,7 +86,7 @@ AUTO_EXPLICIT_STEPS = 10_000
 # Default steady_tol = 10·rtol.  Measured (α = 1e4, 10×30 regression): with
 # rtol = 1e-8, a stationarity tolerance of 1e-9 is below the residual noise of an
 # explicit solver at its stability limit, Tsit5 spent 10,000 steps and auto had to
-# switch; at steady_tol = 10·rtol it stops in a few hundred steps.  MEASUREMENTS.md
+# switch; at steady_tol = 10·rtol it stops in a few hundred steps.  docs/baselines.md#baselines
 # used rtol 1e-10 with a 1e-9 relative residual.
 STEADY_TOL_PER_RTOL = 10.0
 
@@ -134,7 +134,7 @@ _SCIPY_IMPLICIT = ("Radau", "BDF", "LSODA")
 def flow_vector_field(
     geometry: AbstractGeometry, problem: AbstractProblem, x: ArrayLike, *, beta: ArrayLike = 0.0
 ) -> Array:
-    """The flow's velocity −g⁻¹(x) ⊙ ∇f(x) − βx (THEORY.md §3, §11).
+    """The flow's velocity −g⁻¹(x) ⊙ ∇f(x) − βx (docs/theory/ham-flow.md#ham-flow, docs/theory/explicit-bias.md#explicit-bias).
 
     Args:
         geometry: supplies the inverse metric g⁻¹.
@@ -210,7 +210,7 @@ _RANGE_BISECTIONS = 60
 def _inverse_map(geometry, c, y):
     """θ = (∇R)⁻¹(y/c), with ∂θ/∂y = g⁻¹(θ)/c as its derivative.
 
-    That is the identity ∇²R* = g⁻¹∘(∇R)⁻¹ (THEORY.md §1), evaluated as the product
+    That is the identity ∇²R* = g⁻¹∘(∇R)⁻¹ (docs/theory/setting.md#setting), evaluated as the product
     of two O(1) numbers.  Autodiff through HAM's closed form instead multiplies factors
     of size α and e^{α|φ|} before dividing by c: at α = 1e300 reverse mode overflows
     (jax.jacrev of the field on a 10×30 regression: 898 of 900 entries non-finite with ψ
@@ -745,7 +745,7 @@ def solve_flow(
 
     For β = 0 this is the mirror flow d∇R(θ) = −∇f(θ) dt of ``geometry`` (GD for
     :class:`Euclidean`, the m⊙w flow for :class:`PointwiseProduct`, the HAM flow
-    for :class:`HAMGeometry`; THEORY.md §1, §3, §5); for β > 0 the HAM flow of
+    for :class:`HAMGeometry`; docs/theory/setting.md#setting, docs/theory/ham-flow.md#ham-flow, docs/theory/mw-flow.md#mw-flow); for β > 0 the HAM flow of
     §11.  ``problem`` may be any differentiable loss.
 
     **Coordinates and tolerances.**  By default (``coordinates="mirror"``) the solver
@@ -796,7 +796,7 @@ def solve_flow(
     "auto" is LSODA (automatic stiff/non-stiff switching) with the analytic
     Jacobian from JAX, in the same coordinates.  Other methods: diffrax "tsit5",
     "dopri5", "dopri8", "kvaerno3", "kvaerno5"; scipy "RK45", "RK23", "DOP853",
-    "Radau", "BDF", "LSODA" (avoid BDF on the HAM flow: MEASUREMENTS.md).
+    "Radau", "BDF", "LSODA" (avoid BDF on the HAM flow: docs/baselines.md#baselines).
 
     **Crossings and first passages.**  Zero crossings (``zero_crossings=True``) are
     the times at which a coordinate changes sign strictly (a coordinate leaving an

@@ -3,7 +3,7 @@
 The methods themselves (GD, GD + HYP / HYP*, the exponential step, (m, w) GD, mirror
 descent, optax transformations, registered ones) live in :mod:`hambias.methods`; this
 module drives them.  :func:`divergence_status` is the single definition of a diverged
-iterate, shared with the sweep engine (THEORY.md §2–§6, §11).
+iterate, shared with the sweep engine (docs/theory/ham-step.md#ham-step, docs/theory/exp-step.md#exp-step, docs/theory/explicit-bias.md#explicit-bias).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ __all__ = ["IterateResult", "run_iterates", "divergence_status", "DEFAULT_BLOWUP
            "DIVERGENCE_FACTOR"]
 
 # Default blow-up threshold on max_i |θ_i|: far above any scale a converging run on
-# the problems of THEORY.md reaches (|θ*| ~ 1 … 1e3), far below float64 overflow, so a
+# the problems of docs/theory/index.md#theory reaches (|θ*| ~ 1 … 1e3), far below float64 overflow, so a
 # geometric divergence is caught tens of steps before inf/NaN appears.
 DEFAULT_BLOWUP = 1e12
 #: A run counts as diverged once its loss exceeds f(θ₀) + DIVERGENCE_FACTOR·|f(θ₀)|: a
@@ -231,7 +231,7 @@ def run_iterates(
 
     θ_{k+1} = method.update(θ_k, ∇f(θ_k)) (one ``problem.loss_and_grad`` per step, whose loss
     also feeds the monitor); metrics are recorded at k = 0, record_every, 2·record_every,
-    … and at k = steps (THEORY.md §2–§6).  Every new iterate is checked by
+    … and at k = steps (docs/theory/index.md#section-map).  Every new iterate is checked by
     :func:`divergence_status` (a NaN/inf coordinate, max|θ| > ``blowup``, or a loss that is
     not finite or above f(θ₀) + 1e12·|f(θ₀)|), the same test as in sweeps: a rejected
     iterate marks the run as diverged (``status``, ``divergence_step``, ``message``); the

@@ -70,7 +70,7 @@ def write_report(results, out: Path, *, quick: bool, seconds: float) -> tuple[Pa
         f"Verdicts: **{counts['pass']} pass, {counts['fail']} fail, "
         f"{counts['not checked']} not checked**, {counts['note']} notes.",
         "",
-        "Sections refer to THEORY.md. A claim that could not be checked is listed as "
+        "Sections refer to docs/theory/index.md#theory. A claim that could not be checked is listed as "
         "*not checked* with the reason; it never counts as a pass.",
         "",
     ]

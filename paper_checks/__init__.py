@@ -1,6 +1,6 @@
-"""Paper checks: one module per claim of THEORY.md, each with ``run(...)`` and ``main(argv)``.
+"""Paper checks: one module per claim of docs/theory/index.md#theory, each with ``run(...)`` and ``main(argv)``.
 
-The registry :data:`CHECKS` lists them in THEORY.md order; :func:`run_check` runs one.
+The registry :data:`CHECKS` lists them in docs/theory/index.md#theory order; :func:`run_check` runs one.
 Modules are named by content; the paper's theorem number (where known) is in each
 module's docstring.  ``hambias check`` (:mod:`hambias.report`) runs them all.
 
@@ -19,7 +19,7 @@ from ._core import FAIL, NOT_CHECKED, NOTE, PASS, CheckResult, Claim
 __all__ = ["CHECKS", "load", "run_check", "CheckResult", "Claim", "PASS", "FAIL",
            "NOT_CHECKED", "NOTE"]
 
-#: check name → THEORY.md sections it covers (the module ``paper_checks.<name>``).
+#: check name → docs/theory/index.md#theory sections it covers (the module ``paper_checks.<name>``).
 CHECKS: dict[str, str] = {
     "inverse_metrics": "§1, §10",
     "ham_step": "§2",

@@ -1,4 +1,4 @@
-"""Inverse metrics of GD, m⊙w and HAM, and the 1-D race they imply (THEORY.md §1, §10).
+"""Inverse metrics of GD, m⊙w and HAM, and the 1-D race they imply (docs/theory/setting.md#setting, docs/theory/pl-rate.md#pl-rate).
 
 Table of §1: g⁻¹ = 1 (GD), √(θ² + γ²) (m⊙w, paper normalisation), 1 + α|θ| (HAM),
 each equal to 1/R'' of its potential.  On f(θ) = (θ − 2.5)²/2 from θ₀ = −2.5 the

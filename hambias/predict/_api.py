@@ -71,7 +71,7 @@ def predict_limit(
 ) -> Prediction:
     """Where the flow of ``geometry`` from x₀ ends on an underdetermined least-squares problem.
 
-    β = 0:  x = argmin_{Ax = y} D_R(x, x₀)   (THEORY.md §7; KKT ∇R(x) − ∇R(x₀) = Aᵀλ)
+    β = 0:  x = argmin_{Ax = y} D_R(x, x₀)   (docs/theory/implicit-bias.md#implicit-bias; KKT ∇R(x) − ∇R(x₀) = Aᵀλ)
     β > 0:  x = argmin f(x) + β H(x),  H the geometry's regulariser, g⁻¹H' = θ
             (for HAM H_α(θ) = Σ[α|θ| − log(1 + α|θ|)]/α²; §11; x₀ unused)
 
