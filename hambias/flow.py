@@ -86,7 +86,7 @@ AUTO_EXPLICIT_STEPS = 10_000
 # Default steady_tol = 10·rtol.  Measured (α = 1e4, 10×30 regression): with
 # rtol = 1e-8, a stationarity tolerance of 1e-9 is below the residual noise of an
 # explicit solver at its stability limit, Tsit5 spent 10,000 steps and auto had to
-# switch; at steady_tol = 10·rtol it stops in a few hundred steps.  docs/baselines.md#baselines
+# switch; at steady_tol = 10·rtol it stops in a few hundred steps.  docs/baselines.md#flows-to-infinity
 # used rtol 1e-10 with a 1e-9 relative residual.
 STEADY_TOL_PER_RTOL = 10.0
 
@@ -796,7 +796,7 @@ def solve_flow(
     "auto" is LSODA (automatic stiff/non-stiff switching) with the analytic
     Jacobian from JAX, in the same coordinates.  Other methods: diffrax "tsit5",
     "dopri5", "dopri8", "kvaerno3", "kvaerno5"; scipy "RK45", "RK23", "DOP853",
-    "Radau", "BDF", "LSODA" (avoid BDF on the HAM flow: docs/baselines.md#baselines).
+    "Radau", "BDF", "LSODA" (avoid BDF on the HAM flow: docs/baselines.md#flows-to-infinity).
 
     **Crossings and first passages.**  Zero crossings (``zero_crossings=True``) are
     the times at which a coordinate changes sign strictly (a coordinate leaving an

@@ -756,7 +756,7 @@ def _boundary(ds, table, where: dict):
 def sweep_phase_diagrams(path_or_dataset, out_dir, *, prefix: str | None = None) -> list[Path]:
     """Draw the standard phase diagrams a stored sweep allows and save them (PNG + JSON).
 
-    The diagrams (docs/theory/implicit-bias.md#implicit-bias, docs/theory/l2-l1.md#l2-l1, docs/theory/explicit-bias.md#explicit-bias), each drawn when the sweep has ≥ 2 values on
+    The diagrams (docs/theory/implicit-bias.md#implicit-bias, docs/theory/l2-l1.md#l2-l1, docs/theory/stability.md#stability), each drawn when the sweep has ≥ 2 values on
     both of its axes, one panel per method:
 
     * ``recovery_alpha_scale``: median recovery error ‖x_T − x*‖/‖x*‖ over

@@ -194,7 +194,7 @@ class LinearRegression(AbstractProblem):
         return s[0] ** 2 / self.d
 
     def pl_constant(self) -> Array:
-        """λ = 2 λ_min(AAᵀ/d), the PL constant ‖∇f‖² ≥ λ(f − f*) for d < n (docs/theory/pl-rate.md#pl-rate)."""
+        """λ = 2 λ_min(AAᵀ/d), the PL constant ‖∇f‖² ≥ λ(f − f*) for d < n (docs/theory/setting.md#pl-inequality)."""
         s = jnp.linalg.svd(self.A, compute_uv=False)
         return 2.0 * s[-1] ** 2 / self.d
 

@@ -56,7 +56,7 @@ __all__ = [
     "lambdify",
 ]
 
-# Public symbols (real).  θ of docs/theory/index.md#theory is written X here.
+# Public symbols (real).  θ of docs/theory/setting.md#notation is written X here.
 X = sp.Symbol("x", real=True)
 X0 = sp.Symbol("x0", real=True)
 PHI = sp.Symbol("phi", real=True)

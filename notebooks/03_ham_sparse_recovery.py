@@ -158,7 +158,7 @@ print(f"fitted exponent of the distance for alpha >= 1e4: {slope:.2f}")
 # ## The initialisation caveat: sign anchoring
 #
 # With $x_0 \ne 0$ the limit minimises $D_{R_\alpha}(x, x_0)$, not $R_\alpha(x)$, and for large
-# $\alpha$ (docs/theory/l2-l1.md#l2-l1)
+# $\alpha$ (docs/theory/l2-l1.md#sign-anchoring)
 # $$ \frac{\alpha}{\log\alpha}\,D_{R_\alpha}(x, x_0) \;\to\; \sum_i \bigl(\lvert x_i\rvert - \mathrm{sign}(x_{0,i})\,x_i\bigr). $$
 # This penalty is **zero** for any $x$ whose signs agree with those of $x_0$ and only charges
 # coordinates that disagree: the initial signs are anchored, and the bias is no longer

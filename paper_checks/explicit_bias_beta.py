@@ -41,7 +41,7 @@ SCIPY_RTOL = 1e-9
 NEWTON_POLISH = 8
 # Flow endpoints (rtol 1e-10, steady state 1e-12 of the initial residual) vs the minimiser.
 FLOW_RTOL = 1e-6
-# GD+HYP* with β at η₀/4: O(η) error (as docs/theory/implicit-bias.md#implicit-bias: ≤ 7e-4 at η₀/8 for α ≤ 10).
+# GD+HYP* with β at η₀/4: O(η) error (as docs/theory/implicit-bias.md#implicit-bias-measured: ≤ 7e-4 at η₀/8 for α ≤ 10).
 ITERATE_RTOL = 5e-3
 # α → 0: H_α − θ²/2 = O(α|θ|³), so at α = 1e-4 the minimiser moves ~1e-4 relative from ridge.
 RIDGE_RTOL = 1e-3

@@ -26,10 +26,10 @@ SEED = 4
 
 ALPHAS = (1e-3, 1e-1, 1.0, 10.0, 1e3)
 # Central differences with relative step h = 1e-4|x|: truncation ~h²R'''/R' ≈ 1e-8,
-# roundoff ~eps/1e-4 ≈ 2e-12; docs/theory/potential.md#potential asks for 1e-6.
+# roundoff ~eps/1e-4 ≈ 2e-12; docs/theory/potential.md#potential-checks asks for 1e-6.
 FD_RTOL = 1e-6
 FD_STEP = 1e-4
-# Inverse map and Fenchel identity: a few roundings of exp/log (docs/theory/potential.md#potential: 1e-12).
+# Inverse map and Fenchel identity: a few roundings of exp/log (docs/theory/potential.md#potential-checks: 1e-12).
 ROUND_TRIP_RTOL = 1e-12
 # sympy's lambdified closed forms vs the series-guarded numerics: away from the series
 # cut-off α|x| < 1e-2 both are accurate to ~1e-14; 1e-10 allows the cut-off region.

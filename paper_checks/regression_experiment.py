@@ -4,7 +4,7 @@ d = 40 samples, n = 100 dimensions, A ~ N(0, 1), 5-sparse x*, x₀ = 0 or x₀ ~
 several seeds: ‖x_t − x*‖ along the flows of GD, GD+HYP* (the HAM flow, its η → 0
 limit, docs/theory/ham-flow.md#ham-flow) and m⊙w at several γ, against the min-L1 solution.  Expected:
 with x₀ = 0 large α recovers x* (error more than 10× below GD at α = 1e4); with x₀ of
-scale 1/√n large α gets worse (sign anchoring, docs/theory/l2-l1.md#l2-l1).
+scale 1/√n large α gets worse (sign anchoring, docs/theory/l2-l1.md#sign-anchoring).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _anchoring(ctx):
     b = float(np.mean(final[("x₀ = 0", "HAM flow α = 1e4")]))
     return [claim_true("worse_with_x0", "§11", "error(x₀ ~ 1/√n) > error(x₀ = 0) at α = 1e4",
                        a > b, measured=[round(a, 4), round(b, 4)], expected="first > second",
-                       tolerance="strict", why="α|x₀| ≫ 1 anchors signs (docs/theory/l2-l1.md#l2-l1)")]
+                       tolerance="strict", why="α|x₀| ≫ 1 anchors signs (docs/theory/l2-l1.md#sign-anchoring)")]
 
 
 def _figures(ctx):

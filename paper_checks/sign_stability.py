@@ -38,7 +38,7 @@ SEED = 9
 # numbers of size |θ_½|, so 1e-12 relative leaves ~100 eps of room.
 IDENTITY_RTOL = 1e-12
 # An O(η²) difference measured over 5 halvings of η with ηα ≤ 0.1: the O(η³)
-# correction moves the fitted slope by < 0.05 (docs/theory/ham-flow.md#ham-flow, docs/theory/sign-choice.md#sign-choice: measured 1.99).
+# correction moves the fitted slope by < 0.05 (docs/theory/ham-flow.md#flow-order, docs/theory/sign-choice.md#sign-choice: measured 1.99).
 SLOPE_LO, SLOPE_HI = 1.9, 2.1
 
 

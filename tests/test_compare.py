@@ -19,7 +19,7 @@ from hambias.status import Status
 TAYLOR_RTOL = 1e-2
 # Exact arithmetic identities evaluated in float64.
 EXACT = 1e-12
-# Fitted order of a first-order method from halvings η₀/4 … η₀/16 (docs/theory/ham-flow.md#ham-flow: 0.99–1.07).
+# Fitted order of a first-order method from halvings η₀/4 … η₀/16 (docs/theory/implicit-bias.md#implicit-bias-measured: 0.99–1.07).
 ORDER_ONE = (0.9, 1.1)
 # GD + HYP* at η₀/16 against the prediction: the acceptance bound is 2e-3 at η₀/8 (THEORY
 # §7 measured up to 7e-4 there for α ≤ 10) and the error is O(η), so 1e-3 at η₀/16

@@ -62,7 +62,7 @@ BETA_TOL = 1e-6
 # Newton on f + βH_α stops at a gradient norm near float64 round-off of ∇F.
 NEWTON_GTOL = 1e-13
 # m⊙w with γ = |c| (PILoT's constant) must miss the exact (m, w) flow by far more
-# than the agreement tolerance: docs/theory/mw-flow.md#mw-flow measured 0.12 for the limit.
+# than the agreement tolerance: docs/theory/mw-flow.md#pilot-constant measured 0.12 for the limit.
 WRONG_GAMMA_MIN_GAP = 1e-3
 # solve_flow's default rtol; a point at a known time carries a global error of a few
 # rtol (measured ≤ 0.7·rtol in 1-D, tests/test_range_flow.py): allow 100×, which is the

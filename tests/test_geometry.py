@@ -35,17 +35,17 @@ from hambias.geometry import (
 EPS = float(np.finfo(np.float64).eps)
 
 # -- tolerances (one table) -----------------------------------------------------
-# inverse∘mirror = id: docs/theory/potential.md#potential asks 1e-12; the worst condition number of the
+# inverse∘mirror = id: docs/theory/potential.md#potential-checks asks 1e-12; the worst condition number of the
 # round trip here is log(1 + α|x|) ≈ 28 (α|x| = 1e12), i.e. ~1e-14.
 RTOL_ROUNDTRIP = 1e-12
-# Fenchel identity R*(∇R(x)) + R(x) = x·∇R(x), relative to |x·∇R(x)|: docs/theory/potential.md#potential.
+# Fenchel identity R*(∇R(x)) + R(x) = x·∇R(x), relative to |x·∇R(x)|: docs/theory/potential.md#potential-checks.
 RTOL_FENCHEL = 1e-12
 # R''·g⁻¹ = 1 with R'' from autodiff: the closed forms just above the series cutoff
 # (α|x| = 1e-2) differentiate a difference of O(α|x|) terms, ~100 eps in theory;
 # measured ≤ 4e-14 (jax.hessian) over 40 random draws of every case.
 TOL_METRIC = 1e-12
 # Central finite differences at h = 1e-4|x|: truncation ≤ (h/x)²/3 ≈ 3e-9, round-off
-# ≤ eps·|r|/(h·|r'|) ≈ 1e-12; docs/theory/potential.md#potential asks 1e-6.
+# ≤ eps·|r|/(h·|r'|) ≈ 1e-12; docs/theory/potential.md#potential-checks asks 1e-6.
 RTOL_FD = 1e-6
 # Agreement with the sympy derivation evaluated in 40-digit mpmath: the float64
 # code is accurate to a few hundred eps, worst near the box edge of α < 0 where

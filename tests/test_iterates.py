@@ -40,12 +40,12 @@ FLOW_RTOL, FLOW_ATOL = 1e-13, 1e-15
 # One-step (local) error is O(eta^2), global error O(eta) (docs/theory/ham-flow.md#ham-flow, docs/theory/exp-step.md#exp-step): acceptance windows.
 LOCAL_SLOPE = (1.9, 2.1)
 GLOBAL_SLOPE = (0.9, 1.1)
-# docs/theory/ham-flow.md#ham-flow: keep eta*alpha*|g| <= 0.1 so that the asymptotic regime holds.
+# docs/theory/ham-flow.md#flow-order: keep eta*alpha*|g| <= 0.1 so that the asymptotic regime holds.
 ETA_ALPHA_G_MAX = 0.1
 # Theorem 3.1: the leading term eta^2 x (sign(x) g + 2 lam)^2 has an O(eta) relative
-# correction; at eta <= 1e-3 it must be within 5 % (docs/theory/exp-step.md#exp-step).
+# correction; at eta <= 1e-3 it must be within 5 % (docs/theory/exp-step.md#exp-step-consequences).
 LEADING_TERM_RTOL = 0.05
-# sinh identity of docs/theory/sign-choice.md#sign-choice: both sides are computed from O(1) factors; 1e-12 leaves
+# sinh identity of docs/theory/sign-choice.md#sinh-identity: both sides are computed from O(1) factors; 1e-12 leaves
 # a 100x margin over the cancellation error eps/(eta*alpha*|g|) ~ 1e-14.
 SINH_RTOL = 1e-12
 # Balance m^2 - w^2: |m| = |w| is preserved bitwise by the symmetric update, so we demand

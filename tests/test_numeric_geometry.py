@@ -23,7 +23,7 @@ from hambias.numeric_geometry import NumericGeometry, geometry_from_inverse_metr
 # ~2 ulp (module docstring); the closed forms themselves carry up to ~1e-14 (HAM's
 # potential near the series cutoff), the inverse map ~log(1 + α|x|)·eps.  Measured ≤ 3e-14.
 RTOL_CLOSED = 1e-12
-# inverse∘map = id and the Fenchel identity (docs/theory/potential.md#potential asks 1e-12).
+# inverse∘map = id and the Fenchel identity (docs/theory/potential.md#potential-checks asks 1e-12).
 RTOL_ROUNDTRIP = 1e-12
 RTOL_FENCHEL = 1e-12
 # R''·h = 1 and ((∇R)⁻¹)'/h = 1 through the custom derivatives: exact formulas, a few ulps.

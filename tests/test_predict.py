@@ -37,12 +37,12 @@ from hambias.predict import (
 NEWTON_KKT = 1e-10
 # cvxpy (Clarabel at tolerance 1e-10) against Newton, relative in x (issue acceptance).
 CVXPY_AGREE = 1e-6
-# Discrete GD+HYP* at η₀/8 against the prediction, relative (issue acceptance; docs/theory/implicit-bias.md#implicit-bias
+# Discrete GD+HYP* at η₀/8 against the prediction, relative (issue acceptance; docs/theory/implicit-bias.md#implicit-bias-measured
 # measured 2e-5 … 7e-4 on 20×100).
 ITER_AGREE = 2e-3
 # Halving η must halve the O(η) error: the ratio err(η)/err(η/2) of a first-order method.
 HALVING_RATIO = (1.6, 2.4)
-# α → 0: ‖x_α − x_mn‖ ≤ 0.05 α ‖x_mn‖ (issue; docs/theory/l2-l1.md#l2-l1 measured ≈ 0.014 α).
+# α → 0: ‖x_α − x_mn‖ ≤ 0.05 α ‖x_mn‖ (issue; docs/theory/l2-l1.md#small-alpha measured ≈ 0.014 α).
 L2_SLOPE = 0.05
 # Agreement of two exact solvers of one problem (Newton vs Newton, HiGHS vs Clarabel LP).
 SAME_POINT = 1e-9
@@ -236,7 +236,7 @@ def test_large_alpha_approaches_min_l1_from_zero():
 
 
 def test_large_alpha_with_init_is_sign_anchored_not_l1():
-    # docs/theory/l2-l1.md#l2-l1: (α/log α) D_{R_α}(x, x₀) → J(x) = Σ(|x_i| − sign(x₀_i) x_i).
+    # docs/theory/l2-l1.md#sign-anchoring: (α/log α) D_{R_α}(x, x₀) → J(x) = Σ(|x_i| − sign(x₀_i) x_i).
     p = _cached(20, 100)
     x0 = np.random.default_rng(1).normal(size=p.n)
     l1 = min_l1_interpolant(p)

@@ -88,7 +88,7 @@ def test_jit_and_vmap_match_eager(problem):
     assert float(traced) == pytest.approx(float(problem.loss(xs[0])), rel=RTOL)
 
 
-# -- curvature constants (docs/theory/pl-rate.md#pl-rate) -------------------------------------------------------
+# -- curvature constants (docs/theory/setting.md#pl-inequality) -------------------------------------------------------
 def test_lipschitz_and_pl_constants(problem):
     A, y = _np(problem)
     eig_n = np.linalg.eigvalsh(A.T @ A / D)

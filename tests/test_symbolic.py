@@ -26,7 +26,7 @@ Q = sp.Symbol("q", positive=True)  # a positive parameter value
 MP_DPS = 50
 # Relative size of an identity's residual counted as zero at 50 digits.
 MP_ZERO = mpmath.mpf(10) ** -30
-# The one-step error slopes of docs/theory/ham-flow.md#ham-flow: slope 2 (first-order series), 3 (second order).
+# The one-step error slopes of docs/theory/ham-flow.md#flow-order: slope 2 (first-order series), 3 (second order).
 SLOPE_TOL = 0.1
 # Sign-anchored limit: (α/log α) D − (|x| − sign(x₀) x) = O(1/log α); C·log α bounded by this.
 SIGN_ANCHOR_CONST = 10.0
