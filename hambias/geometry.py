@@ -173,11 +173,11 @@ class AbstractGeometry(eqx.Module):
     def coordinate_regulariser(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """Elementwise H(x_i) = ∫₀^{x_i} s / g⁻¹(s) ds, so that g⁻¹(x) H'(x) = x.
 
-        With weight decay β the flow dθ = −g⁻¹∇f dt − βθ dt is the Riemannian gradient
-        flow of f + βH in the same metric (docs/theory/explicit-bias.md#explicit-bias), so its rest point minimises
-        f + βH.  The default evaluates the integral by Gauss–Legendre quadrature on
-        [0, x] (exact to round-off for the smooth inverse metrics of this module, which
-        override it with closed forms anyway).
+        With weight decay β the flow dθ = −g⁻¹∇f dt − βθ dt is the Riemannian gradient flow
+        of f + βH in the same metric (docs/theory/explicit-bias.md#explicit-bias), so its
+        rest point minimises f + βH.  The default evaluates the integral by Gauss–Legendre
+        quadrature on [0, x] (exact to round-off for the smooth inverse metrics of this
+        module, which override it with closed forms anyway).
         """
         x = jnp.asarray(x, dtype=jnp.result_type(float))
         nodes = jnp.asarray(_GL_NODES, dtype=x.dtype)
@@ -458,15 +458,18 @@ def _ham_conjugate_ratio(v):
 
 
 class HAMGeometry(AbstractGeometry):
-    """The HAM geometry: inverse metric 1 + α|x| and potential R_α (docs/theory/potential.md#potential).
+    """The HAM geometry: inverse metric 1 + α|x| and potential R_α.
+
+    See docs/theory/potential.md#potential.
 
         R_α(x) = Σ_i [(1 + α|x_i|) log(1 + α|x_i|) − α|x_i|] / α²
         ∇R_α(x) = sign(x) log(1 + α|x|)/α,   (∇R_α)⁻¹(φ) = sign(φ)(e^{α|φ|} − 1)/α
         R_α*(φ) = Σ (e^{α|φ_i|} − 1 − α|φ_i|)/α²
 
     α = 0 is Euclidean (the formulas are evaluated as series there, so small α
-    loses no digits).  α < 0 is the box-barrier geometry of docs/theory/negative-alpha.md#negative-alpha: the
-    domain is |x| < 1/|α|, and points outside it raise ``ValueError``.
+    loses no digits).  α < 0 is the box-barrier geometry of
+    docs/theory/negative-alpha.md#negative-alpha: the domain is |x| < 1/|α|, and points
+    outside it raise ``ValueError``.
 
     Args:
         alpha: the hyperbolic strength α (finite; a scalar, or one per coordinate).
@@ -574,7 +577,10 @@ class HAMGeometry(AbstractGeometry):
         return jnp.exp(self.alpha * jnp.abs(jnp.asarray(phi, dtype=jnp.result_type(float))))
 
     def coordinate_regulariser(self, x):
-        """H_α(x) = [α|x| − log(1 + α|x|)]/α² (docs/theory/explicit-bias.md#explicit-bias), without cancellation."""
+        """H_α(x) = [α|x| − log(1 + α|x|)]/α², without cancellation.
+
+        See docs/theory/explicit-bias.md#h-alpha.
+        """
         x = self.check_domain(jnp.asarray(x, dtype=jnp.result_type(float)))
         a = jnp.abs(x)
         return a * _series.h_ratio(self.alpha * a, jnp) * a

@@ -194,7 +194,10 @@ class LinearRegression(AbstractProblem):
         return s[0] ** 2 / self.d
 
     def pl_constant(self) -> Array:
-        """λ = 2 λ_min(AAᵀ/d), the PL constant ‖∇f‖² ≥ λ(f − f*) for d < n (docs/theory/setting.md#pl-inequality)."""
+        """λ = 2 λ_min(AAᵀ/d), the PL constant ‖∇f‖² ≥ λ(f − f*) for d < n.
+
+        See docs/theory/setting.md#pl-inequality.
+        """
         s = jnp.linalg.svd(self.A, compute_uv=False)
         return 2.0 * s[-1] ** 2 / self.d
 
@@ -217,7 +220,8 @@ class LinearRegression(AbstractProblem):
                              ) -> Float[np.ndarray, " n"]:
         """x₀ + Aᵀ(AAᵀ)⁻¹(y − Ax₀): the interpolant closest to x₀ in ‖·‖₂.
 
-        This is where gradient descent from x₀ ends (docs/theory/implicit-bias.md#implicit-bias, Euclidean case).
+        This is where gradient descent from x₀ ends (the Euclidean case of
+        docs/theory/implicit-bias.md#implicit-bias).
         Computed in an orthonormal basis of range(Aᵀ) (:meth:`row_space`), never from a
         factorisation of AAᵀ alone: relative error below 10·κ(A)·ε for κ(A) ≤ 1e10
         (measured against 60-digit solutions).  Rows that are exactly dependent
@@ -247,7 +251,8 @@ class LinearRegression(AbstractProblem):
 
         A value below 1 means some x with Ax = y lies strictly inside the box |x_i| < w_i
         (w_i = inf leaves coordinate i free).  Used for geometries with a bounded domain
-        (HAM with α < 0, docs/theory/negative-alpha.md#negative-alpha), whose flows and predictions need such a point.
+        (HAM with α < 0, docs/theory/negative-alpha.md#negative-alpha), whose flows and
+        predictions need such a point.
 
         Raises:
             ValueError: the LP failed (e.g. Ax = y has no solution at all).

@@ -6,7 +6,8 @@
 # classic fix is explicit $\ell_1$ minimisation, $\min_{Ax=y}\lVert x\rVert_1$, which recovers
 # $x^\star$ exactly once $d$ is a few times $k\log(n/k)$. HAM gets there *implicitly*.
 #
-# **The HAM step** (docs/theory/ham-step.md#ham-step): a GD step followed by a hyperbolic step,
+# **The HAM step** (docs/theory/ham-step.md#ham-step): a GD step followed by a hyperbolic
+# step,
 # $$ \theta_{k+\frac12} = \theta_k - \eta g_k, \qquad
 #    \theta_{k+1} = \theta_{k+\frac12}\odot\exp\bigl(-\eta\,\alpha\,\mathrm{sign}(\theta_{k+\frac12})\odot g_k\bigr),
 #    \qquad g_k = \nabla f(\theta_k). $$
@@ -14,7 +15,8 @@
 # $$ x_\alpha = \arg\min_{Ax=y} D_{R_\alpha}(x, x_0), $$
 # and for $x_0 = 0$ at $\arg\min_{Ax=y}R_\alpha(x)$. Since $R_\alpha\to\tfrac12\lVert x\rVert_2^2$
 # as $\alpha\to0$ and $\tfrac{\alpha}{\log\alpha}R_\alpha\to\lVert x\rVert_1$ as $\alpha\to\infty$
-# (docs/theory/l2-l1.md#l2-l1), the single knob $\alpha$ slides the bias from $\ell_2$ to $\ell_1$.
+# (docs/theory/l2-l1.md#l2-l1), the single knob $\alpha$ slides the bias from $\ell_2$ to
+# $\ell_1$.
 
 # %%
 import os

@@ -1,4 +1,6 @@
-"""The Bregman potential R_α of HAM and its mirror map (docs/theory/potential.md#potential; paper Lemma 4.4).
+"""The Bregman potential R_α of HAM and its mirror map (paper Lemma 4.4).
+
+Theory: docs/theory/potential.md#potential.
 
 R_α(x) = Σ[(1 + α|x|) log(1 + α|x|) − α|x|]/α², ∇R_α = sign(x) log(1 + α|x|)/α,
 (∇R_α)⁻¹(φ) = sign(φ)(e^{α|φ|} − 1)/α, R_α*(φ) = Σ(e^{α|φ|} − 1 − α|φ|)/α².
@@ -29,7 +31,8 @@ ALPHAS = (1e-3, 1e-1, 1.0, 10.0, 1e3)
 # roundoff ~eps/1e-4 ≈ 2e-12; docs/theory/potential.md#potential-checks asks for 1e-6.
 FD_RTOL = 1e-6
 FD_STEP = 1e-4
-# Inverse map and Fenchel identity: a few roundings of exp/log (docs/theory/potential.md#potential-checks: 1e-12).
+# Inverse map and Fenchel identity: a few roundings of exp/log
+# (docs/theory/potential.md#potential-checks: 1e-12).
 ROUND_TRIP_RTOL = 1e-12
 # sympy's lambdified closed forms vs the series-guarded numerics: away from the series
 # cut-off α|x| < 1e-2 both are accurate to ~1e-14; 1e-10 allows the cut-off region.

@@ -1,4 +1,6 @@
-"""What is uncertain in the reconstruction of the paper (docs/theory/uncertainties.md#uncertainties), reported as notes.
+"""What is uncertain in the reconstruction of the paper, reported as notes.
+
+The list: docs/theory/uncertainties.md#uncertainties.
 
 These are not numerical claims: the report lists them so that a reader knows
 which conventions the other checks assume.  A note is never a pass.
@@ -32,8 +34,8 @@ _NOTES = (
      "the PILoT template; only the qualitative outcome is checked."),
     ("sign_flip_statistic", "The sign-flip statistic of the paper's figure (per step, or against "
      "initialisation): hambias plots both."),
-    ("negative_alpha", "Negative α has no theory in the paper; docs/theory/negative-alpha.md#negative-alpha holds only inside the "
-     "box |θ| < 1/|α|."),
+    ("negative_alpha", "Negative α has no theory in the paper; hambias's box-barrier picture "
+     "(docs/theory/negative-alpha.md#negative-alpha) holds only inside the box |θ| < 1/|α|."),
 )
 
 

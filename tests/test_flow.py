@@ -1,4 +1,8 @@
-"""Tests of hambias.flow: the continuous flows (docs/theory/ham-flow.md#ham-flow, docs/theory/mw-flow.md#mw-flow, docs/theory/implicit-bias.md#implicit-bias, docs/theory/pl-rate.md#pl-rate, docs/theory/explicit-bias.md#explicit-bias).
+"""Tests of hambias.flow: the continuous flows.
+
+Theory: docs/theory/ham-flow.md#ham-flow, docs/theory/mw-flow.md#mw-flow,
+docs/theory/implicit-bias.md#implicit-bias, docs/theory/pl-rate.md#pl-rate and
+docs/theory/explicit-bias.md#explicit-bias.
 
 Every check compares against an independent reference: the other backend, the
 exact (m, w) gradient flow integrated here with scipy, the KKT conditions of the
@@ -171,7 +175,7 @@ def test_backends_agree(problem, x0, name):
     assert float(problem.loss(res.x)) < 1e-2 * float(problem.loss(x0))
 
 
-# -- t = ∞ and the implicit bias (docs/theory/implicit-bias.md#implicit-bias) ------------------------------------------
+# -- t = ∞ and the implicit bias (docs/theory/implicit-bias.md#implicit-bias) ------------
 def test_ham_limit_satisfies_kkt(problem, x0):
     geometry = HAMGeometry(3.0)
     res = solve_flow(geometry, problem, 0.1 * x0, t1=np.inf, rtol=RTOL, atol=ATOL)
@@ -215,7 +219,7 @@ def test_t_inf_backends_agree(problem, x0):
     np.testing.assert_allclose(a.x, b.x, atol=AGREE_TOL * np.max(np.abs(b.x)), rtol=0)
 
 
-# -- m⊙w against the exact (m, w) gradient flow (docs/theory/mw-flow.md#mw-flow) ---------------------------
+# -- m⊙w against the exact (m, w) gradient flow (docs/theory/mw-flow.md#mw-flow) ---------
 def test_pointwise_product_is_the_mw_flow_at_double_time(problem):
     rng = np.random.default_rng(5)
     m0 = rng.normal(0.0, 0.5, 30)
@@ -244,7 +248,7 @@ def test_pointwise_product_is_the_mw_flow_at_double_time(problem):
     assert np.max(np.abs(np.asarray(wrong.xs[:-1]) - x_exact)) > WRONG_GAMMA_MIN_GAP * scale
 
 
-# -- PL rate (docs/theory/pl-rate.md#pl-rate) ------------------------------------------------------------
+# -- PL rate (docs/theory/pl-rate.md#pl-rate) -------------------------------------------
 def test_pl_bound_and_ham_never_slower_than_gd(problem, x0):
     alpha = 3.0
     lam = float(problem.pl_constant())
@@ -270,7 +274,7 @@ def test_pl_bound_and_ham_never_slower_than_gd(problem, x0):
         assert gd_loss[-1] > target * loss[0] or t_ham <= t_gd
 
 
-# -- β > 0 (docs/theory/explicit-bias.md#explicit-bias) ---------------------------------------------------------------
+# -- β > 0 (docs/theory/explicit-bias.md#explicit-bias) ----------------------------------
 def test_beta_flow_converges_to_minimiser_of_f_plus_beta_h(problem, x0):
     alpha, beta = 3.0, 0.5
     res = solve_flow(HAMGeometry(alpha), problem, x0, t1=np.inf, beta=beta, rtol=RTOL, atol=ATOL)

@@ -1,7 +1,9 @@
 """Geometries: identities, sympy agreement, limits, stability, tracing, negative controls.
 
-docs/theory/setting.md#setting, docs/theory/potential.md#potential, docs/theory/mw-flow.md#mw-flow, docs/theory/l2-l1.md#l2-l1, §11.  Every identity is a small ``*_error`` function
-returning a max error, so the same function can be shown to pass on the real
+Theory: docs/theory/setting.md#setting, docs/theory/potential.md#potential,
+docs/theory/mw-flow.md#mw-flow, docs/theory/l2-l1.md#l2-l1 and
+docs/theory/negative-alpha.md#negative-alpha.  Every identity is a small ``*_error``
+function returning a max error, so the same function can be shown to pass on the real
 geometry and to fail on a deliberately wrong one (the negative controls).
 """
 
@@ -35,10 +37,11 @@ from hambias.geometry import (
 EPS = float(np.finfo(np.float64).eps)
 
 # -- tolerances (one table) -----------------------------------------------------
-# inverse∘mirror = id: docs/theory/potential.md#potential-checks asks 1e-12; the worst condition number of the
-# round trip here is log(1 + α|x|) ≈ 28 (α|x| = 1e12), i.e. ~1e-14.
+# inverse∘mirror = id: docs/theory/potential.md#potential-checks asks 1e-12; the worst
+# condition number of the round trip here is log(1 + α|x|) ≈ 28 (α|x| = 1e12), i.e. ~1e-14.
 RTOL_ROUNDTRIP = 1e-12
-# Fenchel identity R*(∇R(x)) + R(x) = x·∇R(x), relative to |x·∇R(x)|: docs/theory/potential.md#potential-checks.
+# Fenchel identity R*(∇R(x)) + R(x) = x·∇R(x), relative to |x·∇R(x)|:
+# docs/theory/potential.md#potential-checks.
 RTOL_FENCHEL = 1e-12
 # R''·g⁻¹ = 1 with R'' from autodiff: the closed forms just above the series cutoff
 # (α|x| = 1e-2) differentiate a difference of O(α|x|) terms, ~100 eps in theory;
@@ -501,7 +504,7 @@ def test_new_geometry_is_one_small_class():
         g.mirror_map(jnp.array([1.0, -1.0]))
 
 
-# -- finite differences (docs/theory/potential.md#potential) -------------------------------------------------------------
+# -- finite differences (docs/theory/potential.md#potential) ------------------------------------
 _FD_X = np.array([1e-10, 3e-9, 7e-9, 1e-3, 0.5, 7.0, 1e3, 2.5e3])
 
 
@@ -530,7 +533,7 @@ def test_finite_differences(sign):
     np.testing.assert_allclose(r2, 1.0 / np.asarray(g.inverse_metric(x)), rtol=RTOL_FD)
 
 
-# -- limits of docs/theory/l2-l1.md#l2-l1 -------------------------------------------------------------------------
+# -- limits of docs/theory/l2-l1.md#l2-l1 --------------------------------------------------------
 _X_LIMIT = np.linspace(-2.0, 2.0, 4001)
 
 
@@ -563,7 +566,8 @@ def test_normalised_potential_shapes():
     np.testing.assert_allclose(Euclidean().normalised_potential(x), x**2, rtol=1e-15)
     np.testing.assert_allclose(HAMGeometry(1e-9).normalised_potential(x), x**2, rtol=1e-8)
     big = np.asarray(HAMGeometry(1e12).normalised_potential(x))
-    # R_α(x)/R_α(1) − |x| ≈ |x| log|x| / log α (docs/theory/l2-l1.md#l2-l1): 2 log 2/log 1e12 = 0.05 on |x| ≤ 2
+    # R_α(x)/R_α(1) − |x| ≈ |x| log|x| / log α (docs/theory/l2-l1.md#bregman-shape):
+    # 2 log 2/log 1e12 = 0.05 on |x| ≤ 2
     assert np.max(np.abs(big - np.abs(x))) < 0.1
 
 

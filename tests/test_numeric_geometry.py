@@ -4,7 +4,9 @@ A geometry built from h alone (quadrature + Newton) must reproduce HAMGeometry f
 h = 1 + α|θ| and PointwiseProduct for h = √(θ² + γ²), satisfy the mirror-map identities
 for every h of the catalogue, be differentiable (R'' = 1/h, ((∇R)⁻¹)' = h, derivatives
 in the parameters) and work under jit and vmap, in the flow, mirror descent and the
-prediction (docs/theory/setting.md#setting, docs/theory/potential.md#potential, docs/theory/mw-flow.md#mw-flow, docs/theory/implicit-bias.md#implicit-bias).
+prediction (docs/theory/setting.md#setting, docs/theory/potential.md#potential,
+docs/theory/mw-flow.md#mw-flow, docs/theory/implicit-bias.md#implicit-bias,
+docs/theory/mirror-maps.md#mirror-maps).
 """
 
 from __future__ import annotations

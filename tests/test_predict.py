@@ -37,8 +37,8 @@ from hambias.predict import (
 NEWTON_KKT = 1e-10
 # cvxpy (Clarabel at tolerance 1e-10) against Newton, relative in x (issue acceptance).
 CVXPY_AGREE = 1e-6
-# Discrete GD+HYP* at η₀/8 against the prediction, relative (issue acceptance; docs/theory/implicit-bias.md#implicit-bias-measured
-# measured 2e-5 … 7e-4 on 20×100).
+# Discrete GD+HYP* at η₀/8 against the prediction, relative (issue acceptance; measured
+# 2e-5 … 7e-4 on 20×100: docs/theory/implicit-bias.md#implicit-bias-measured).
 ITER_AGREE = 2e-3
 # Halving η must halve the O(η) error: the ratio err(η)/err(η/2) of a first-order method.
 HALVING_RATIO = (1.6, 2.4)
@@ -62,7 +62,8 @@ def _cached(d, n):
 def _x0(kind, n):
     if kind == "zero":
         return None
-    return np.random.default_rng(7).normal(size=n) / np.sqrt(n)  # docs/theory/regression-experiment.md#regression-experiment scale
+    # the scale of docs/theory/regression-experiment.md#regression-experiment
+    return np.random.default_rng(7).normal(size=n) / np.sqrt(n)
 
 
 def _independent_kkt(geometry, p, x, x0):
@@ -236,7 +237,8 @@ def test_large_alpha_approaches_min_l1_from_zero():
 
 
 def test_large_alpha_with_init_is_sign_anchored_not_l1():
-    # docs/theory/l2-l1.md#sign-anchoring: (α/log α) D_{R_α}(x, x₀) → J(x) = Σ(|x_i| − sign(x₀_i) x_i).
+    # (α/log α) D_{R_α}(x, x₀) → J(x) = Σ(|x_i| − sign(x₀_i) x_i)
+    # (docs/theory/l2-l1.md#sign-anchoring).
     p = _cached(20, 100)
     x0 = np.random.default_rng(1).normal(size=p.n)
     l1 = min_l1_interpolant(p)

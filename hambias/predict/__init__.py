@@ -6,7 +6,8 @@ ends at (docs/theory/implicit-bias.md#implicit-bias)
     x_∞ = argmin_{Ax = y} D_R(x, x₀),   KKT: Ax = y,  ∇R(x) − ∇R(x₀) = Aᵀλ;
 
 with weight decay β > 0 it ends at the unique minimiser of f + βH, H the geometry's
-regulariser (g⁻¹H' = θ; for HAM H_α(θ) = Σ[α|θ_i| − log(1 + α|θ_i|)]/α², docs/theory/explicit-bias.md#explicit-bias), independent of x₀.
+regulariser (g⁻¹H' = θ; for HAM H_α(θ) = Σ[α|θ_i| − log(1 + α|θ_i|)]/α²,
+docs/theory/explicit-bias.md#explicit-bias), independent of x₀.
 
 Two solvers check each other: dual Newton (:func:`predict_limit`'s default; it uses
 only the geometry's own maps, so any geometry works) and cvxpy with the geometry's DCP

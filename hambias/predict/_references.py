@@ -181,7 +181,8 @@ def _l1_cvxpy(A, y, name, tol):
 def ridge(problem, beta: float) -> Prediction:
     """argmin ‖Ax − y‖²/(2d) + β‖x‖²/2 = Aᵀ(AAᵀ + dβI)⁻¹y (closed form, β > 0).
 
-    The α → 0 limit of the β > 0 HAM prediction (H_α → θ²/2, docs/theory/explicit-bias.md#explicit-bias).
+    The α → 0 limit of the β > 0 HAM prediction (H_α → θ²/2,
+    docs/theory/explicit-bias.md#beta-limits).
 
     >>> import numpy as np
     >>> from hambias import LinearRegression
@@ -209,7 +210,8 @@ def lasso(problem, lam: float, *, solver: str = "CLARABEL",
           tol: float = CVXPY_SOLVER_TOL) -> Prediction:
     """argmin ‖Ax − y‖²/(2d) + λ‖x‖₁, by cvxpy (named solver, explicit tolerances).
 
-    The α → ∞ limit of the β > 0 HAM prediction with λ = β/α (αH_α → |θ|, docs/theory/explicit-bias.md#explicit-bias).
+    The α → ∞ limit of the β > 0 HAM prediction with λ = β/α (αH_α → |θ|,
+    docs/theory/explicit-bias.md#beta-limits).
     Certificate: the relative duality gap (P(x) − D(θ))/P(x) of the solver's point, with
     θ the scaled residual (see :func:`lasso_gap`); it must be ≤ ``CVXPY_KKT_TOL``.  It is
     reported as ``dual_residual``.

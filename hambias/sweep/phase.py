@@ -1,5 +1,6 @@
 """Phase tables of a stored sweep: a quantity reduced onto two coordinates, and the stability
-boundary drawn on top of them (docs/theory/implicit-bias.md#implicit-bias, docs/theory/l2-l1.md#l2-l1, docs/theory/stability.md#stability)."""
+boundary drawn on top of them (docs/theory/implicit-bias.md#implicit-bias,
+docs/theory/l2-l1.md#l2-l1, docs/theory/stability.md#stability)."""
 
 from __future__ import annotations
 
@@ -111,7 +112,9 @@ def phase_table(ds, *, x: str, y: str, value: str, where: dict | None = None,
 
 
 def stability_boundary(alpha, *, lam_max, theta_max):
-    """The step size where GD + HYP loses stability: η(1 + α|θ*|)λ_max = 2 (docs/theory/stability.md#stability).
+    """The step size where GD + HYP loses stability: η(1 + α|θ*|)λ_max = 2.
+
+    See docs/theory/stability.md#stability.
 
     η_crit(α) = 2 / (λ_max (1 + α max|θ*|)); below it the linearisation at θ* is stable.
 
