@@ -3,7 +3,7 @@
 A geometry is a separable Legendre potential R(x) = Σ_i r(x_i).  Its Hessian
 R''(x) is a diagonal Riemannian metric, and the mirror flow d∇R(x_t) = −∇f(x_t) dt
 is the Riemannian gradient flow ẋ = −g⁻¹(x) ∇f(x) with inverse metric
-g⁻¹ = 1/R''  (docs/theory/setting.md#setting).
+g⁻¹ = 1/R''  (docs/theory/setting.md#mirror-flow).
 
 Every geometry is an immutable :class:`equinox.Module` (a pytree), so jit, vmap
 and grad work through its methods, and a batch of geometries (a vector of α, say)
@@ -166,7 +166,10 @@ class AbstractGeometry(eqx.Module):
 
     def bregman_divergence(self, x: Float[ArrayLike, "*shape"],
                            y: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
-        """D_R(x, y) = R(x) − R(y) − ⟨∇R(y), x − y⟩ ≥ 0 (docs/theory/setting.md#setting)."""
+        """D_R(x, y) = R(x) − R(y) − ⟨∇R(y), x − y⟩ ≥ 0.
+
+        See docs/theory/setting.md#bregman-divergence.
+        """
         return jnp.sum(self.coordinate_bregman(x, y))
 
     # -- the explicit regulariser of the β > 0 flow ------------------------------
@@ -307,7 +310,7 @@ def _check_param(name: str, value, *, positive: bool, allow_zero: bool = False) 
 class PointwiseProduct(AbstractGeometry):
     """The m⊙w geometry (pointwise overparameterisation x = m⊙w), paper normalisation.
 
-    Inverse metric √(x² + γ²); potential (docs/theory/mw-flow.md#mw-flow)
+    Inverse metric √(x² + γ²); potential (docs/theory/mw-flow.md#mw-potential)
 
         ψ_γ(x) = Σ_i [x_i arcsinh(x_i/γ_i) − √(x_i² + γ_i²) + γ_i],
 
@@ -635,7 +638,9 @@ class HAMGeometry(AbstractGeometry):
 
 
 def gamma_from_init(m0: ArrayLike, w0: ArrayLike) -> Array:
-    """γ = |m₀² − w₀²| / 2 for the m⊙w flow started at (m₀, w₀) (docs/theory/mw-flow.md#mw-flow).
+    """γ = |m₀² − w₀²| / 2 for the m⊙w flow started at (m₀, w₀).
+
+    See docs/theory/mw-flow.md#mw-gamma.
 
     m² − w² is conserved by the gradient flow on (m, w) without weight decay, and
     (m² + w²)² = 4x² + (m² − w²)², so ẋ = −2√(x² + γ²) ∇f with γ = |m₀² − w₀²|/2.

@@ -9,8 +9,8 @@ variables (so its discrete limit, not only its flow, can be compared with predic
 
 Gradient flow on the network with loss c·f (f = ‖Ax − y‖²/(2d), hambias's loss; c = 1
 for ``loss="half_mean"``, c = 2 for ``loss="mean"``, torch's ``MSELoss``) is, for every
-kind, ẋ = −k·c·√(x² + γ²)·∇f(x) with (docs/theory/mw-flow.md#mw-flow; derivations in the docs'
-conventions page):
+kind, ẋ = −k·c·√(x² + γ²)·∇f(x) with (docs/theory/mw-flow.md#mw-gamma; derivations in
+docs/conventions.md#conventions):
 
 =========  ==========================================  ===============  ========
 kind       parameterisation and start                  γ                k

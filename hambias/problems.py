@@ -1,8 +1,8 @@
 """Problems a flow or an iterate runs on: losses with gradients.
 
 :class:`LinearRegression` is the least-squares loss f(x) = ‖Ax − y‖²/(2d) of
-docs/theory/setting.md#setting (d samples, n dimensions); :func:`sparse_regression` draws seeded
-underdetermined instances.  Any other differentiable loss can be used through
+docs/theory/setting.md#least-squares (d samples, n dimensions); :func:`sparse_regression`
+draws seeded underdetermined instances.  Any other differentiable loss can be used through
 :class:`LossProblem`, which takes its gradient with JAX.
 """
 
@@ -76,7 +76,9 @@ def _finite_or_raise(name: str, a: np.ndarray) -> None:
 
 
 class LinearRegression(AbstractProblem):
-    """Least squares f(x) = ‖Ax − y‖² / (2d), A of shape (d, n) (docs/theory/setting.md#setting).
+    """Least squares f(x) = ‖Ax − y‖² / (2d), A of shape (d, n).
+
+    See docs/theory/setting.md#least-squares.
 
     The factor 1/d only rescales time; it is kept so that step sizes do not
     depend on the number of samples.

@@ -1,7 +1,7 @@
 """Symbolic derivations (sympy) that the numeric geometry code is tested against.
 
 Everything here is derived, not typed in: a separable geometry is fixed by its
-inverse metric g⁻¹ (docs/theory/setting.md#setting), and
+inverse metric g⁻¹ (docs/theory/setting.md#mirror-flow), and
 
     r'(x) = ∫₀ˣ dt / g⁻¹(t),   r(x) = ∫₀ˣ r'(t) dt          (r(0) = r'(0) = 0),
     (r')⁻¹(φ) solves r'(x) = φ,

@@ -50,7 +50,7 @@ and :func:`flow_success_map` measure the success maps over a grid of (a₀, w₀
 ``jax.vmap``.  :class:`SignIn` is GD on (m, w) whose balance γ is reset every p steps (the
 Sign-In mechanism, Gadhikar, Jacobs, Zhou, Burkholz, arXiv 2504.12801).
 
-Theory: docs/theory/two-layer.md#two-layer (this model), docs/theory/setting.md#setting
+Theory: docs/theory/two-layer.md#two-layer (this model), docs/theory/setting.md#inverse-metrics
 (inverse metrics), docs/theory/ham-flow.md#ham-flow (HAM flow), docs/theory/mw-flow.md#mw-flow
 (m⊙w), docs/theory/sign-choice.md#sign-choice (HYP vs HYP*) and
 docs/theory/explicit-bias.md#h-alpha (H_α).

@@ -6,7 +6,7 @@
 # geometric fact about the directions gradient descent can move in. Everything later in this
 # series (mirror flows, HAM, sparsity) generalises this one picture.
 #
-# **Set-up** (docs/theory/setting.md#setting). $A \in \mathbb{R}^{d\times n}$ with $d < n$
+# **Set-up** (docs/theory/setting.md#least-squares). $A \in \mathbb{R}^{d\times n}$ with $d < n$
 # samples, full row rank, and the loss
 # $$ f(x) = \frac{1}{2d}\,\lVert Ax - y\rVert^2, \qquad \nabla f(x) = \frac{1}{d} A^\top (Ax - y). $$
 # Every point of the affine subspace $\{x : Ax = y\}$ (dimension $n - d$) has zero loss.

@@ -241,7 +241,7 @@ def sympy_error(g: AbstractGeometry, symbolic: sym.SymbolicGeometry, params, x) 
 
 
 def mw_identity_error(m, w, gamma) -> float:
-    """max |(m² + w²) − 2√(x² + γ²)| / (m² + w²) for x = m·w (docs/theory/mw-flow.md#mw-flow)."""
+    """max |(m² + w²) − 2√(x² + γ²)| / (m² + w²) for x = m·w (docs/theory/mw-flow.md#mw-gamma)."""
     m, w = np.asarray(m), np.asarray(w)
     lhs = m * m + w * w
     rhs = 2.0 * np.hypot(m * w, np.asarray(gamma))

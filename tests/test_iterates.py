@@ -159,7 +159,7 @@ def test_exp_step_is_first_order_mw_gd():
     errs = [np.linalg.norm(_exp_vs_mw(problem, x, eta, lam)[0]) for eta in etas]
     s = _slope(etas, errs)
     assert LOCAL_SLOPE[0] <= s <= LOCAL_SLOPE[1], (s, errs)
-    # leading term η² x (sign(x) g + 2λ)² (docs/theory/exp-step.md#exp-step)
+    # leading term η² x (sign(x) g + 2λ)² (docs/theory/exp-step.md#exp-step-leading-term)
     eta = 1e-3
     diff, g = _exp_vs_mw(problem, x, eta, lam)
     xn = np.asarray(x)
