@@ -10,7 +10,7 @@ The scipy baselines are the fastest fair scipy set-up, not hambias's scipy backe
 ``solve_ivp`` with a numpy vector field, the analytic numpy Jacobian (implicit
 methods) and a terminal event.  A run that exceeds ``--cap`` seconds is stopped and
 reported as "capped".  Goal: default ≤ 2× the best scipy time for α ≤ 100, ≤ 3× at 1e4.
-Baseline (MEASUREMENTS.md): LSODA with the analytic Jacobian 3–26 ms for all α.
+Baseline (docs/baselines.md#flows-to-infinity): LSODA with the analytic Jacobian 3–26 ms for all α.
 
 Second part (``--part gamma``): the cost of a small geometry scale.  solve_flow at the
 default tolerances for m⊙w with γ = 1e-12 against γ = 1e-3, timed in the same run: (a) the

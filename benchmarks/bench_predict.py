@@ -8,9 +8,9 @@ Then the γ rows: the m⊙w prediction at the scale of the classic u²−v² exp
 (250 × 10000 Rademacher, k = 7, noise 1) for γ = 2e-6, 2e-12, 2e-24 (initialisation
 scale 1e-12), and HAM at α = 1e24, each with its time as a ratio to the γ = 2e-6 row
 measured in the same run (goal: γ = 2e-24 within 3×).
-cvxpy is skipped above ``--cvxpy-max-n`` (Clarabel needs > 600 s at n = 10000;
-MEASUREMENTS.md).  Baseline (MEASUREMENTS.md): dense Newton 7–13 s at n = 10000 on one
-thread; cvxpy 0.4–4.7 s at n = 1000.
+cvxpy is skipped above ``--cvxpy-max-n`` (Clarabel needs > 600 s at n = 10000).  Baseline
+(docs/baselines.md#prediction-cost): dense Newton 7–13 s at n = 10000 on one thread; cvxpy
+0.4–4.7 s at n = 1000.
 
 Usage:  python benchmarks/bench_predict.py [--quick] [--alpha 1.0] [--cvxpy-max-n 1000]
 """
@@ -88,7 +88,8 @@ def main(argv=None) -> int:
                 rel = np.linalg.norm(pc.x - pn.x) / np.linalg.norm(pn.x)
                 cv = f"{tc:8.3f} {pc.kkt_residual:9.1e} {rel:8.1e} {tc / tn:11.0f}x"
             else:
-                cv = "  skipped: Clarabel needs > 600 s at this size (MEASUREMENTS.md)"
+                cv = ("  skipped: Clarabel needs > 600 s at this size "
+                      "(docs/baselines.md#prediction-cost)")
             print(f"{n:>6} {label:>6} {tn:9.3f} {pn.iterations:>3} {pn.kkt_residual:10.1e} {cv}")
     if not args.no_gamma_rows:
         _gamma_rows()

@@ -41,7 +41,7 @@ def _parse(argv):
 
 
 # Best of this many timed calls, for the numpy loop and the engine alike: the box is shared
-# with other machines, and a single timing swings by ±20 % (MEASUREMENTS.md).
+# with other machines, and a single timing swings by ±20 % (docs/baselines.md#baselines).
 REPEATS = 5
 
 

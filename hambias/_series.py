@@ -1,7 +1,8 @@
 """The HAM closed forms as ratios that stay accurate at 0, for numpy and jax.numpy alike.
 
 Each function takes the array namespace ``xp`` (``numpy`` or ``jax.numpy``) and
-evaluates one ratio elementwise (THEORY.md §4, §11):
+evaluates one ratio elementwise (docs/theory/potential.md#potential,
+docs/theory/explicit-bias.md#explicit-bias):
 
     ratio_log1p(u)     = log1p(u)/u                       (1 at u = 0)
     ratio_expm1(v)     = expm1(v)/v                       (1 at v = 0)

@@ -3,8 +3,9 @@
 :func:`compare` takes a :class:`~hambias.predict.Prediction` and anything with a final
 state ``.x`` (a FlowResult, an IterateResult, an optax run, a plain array) and reports
 the distance, the Bregman gap D_R(x_result, x_pred) in the prediction's geometry and the
-result's own KKT residuals (THEORY.md §7, §11).  :func:`convergence_order` fits the
-order p of err ≈ C hᵖ from a step-size sweep (THEORY.md §3: p = 1 for GD + HYP*).
+result's own KKT residuals (docs/theory/implicit-bias.md#implicit-bias,
+docs/theory/explicit-bias.md#explicit-bias).  :func:`convergence_order` fits the order p
+of err ≈ C hᵖ from a step-size sweep (p = 1 for GD + HYP*: docs/theory/ham-flow.md#ham-flow).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def compare(prediction: Prediction, result, *, problem=None) -> Comparison:
     Raises:
         ValueError: a prediction that is not a Prediction, or shapes that differ.
 
-    THEORY.md §7 (β = 0), §11 (β > 0).
+    See docs/theory/implicit-bias.md#implicit-bias (β = 0) and
+    docs/theory/explicit-bias.md#explicit-bias (β > 0).
 
     >>> import numpy as np
     >>> from hambias import HAMGeometry, LinearRegression
@@ -167,7 +169,8 @@ def convergence_order(step_sizes, errors) -> float:
         errors: the matching positive, finite errors.
 
     Returns:
-        The fitted order p (1 for a first-order method such as GD + HYP*, THEORY.md §3).
+        The fitted order p (1 for a first-order method such as GD + HYP*,
+        docs/theory/ham-flow.md#ham-flow).
 
     Raises:
         ValueError: fewer than two points, mismatched lengths, or a non-positive value.

@@ -1,14 +1,17 @@
 """Continuous-time flows: the HAM flow, gradient flow and any mirror flow, to t1 or to t = ∞.
 
-:func:`solve_flow` integrates, for any geometry and any differentiable loss,
+:func:`solve_flow` integrates, for any geometry and any differentiable loss
+(docs/theory/setting.md#setting, docs/theory/ham-flow.md#ham-flow,
+docs/theory/explicit-bias.md#explicit-bias),
 
-    dθ_t = −g⁻¹(θ_t) ⊙ ∇f(θ_t) dt − β θ_t dt        (THEORY.md §1, §3, §11)
+    dθ_t = −g⁻¹(θ_t) ⊙ ∇f(θ_t) dt − β θ_t dt
 
 with an adaptive solver, either in JAX (diffrax: jit, vmap, GPU) or with scipy
 (the independent cross-check).  For β = 0 this is the mirror flow
 d∇R(θ_t) = −∇f(θ_t) dt of the geometry's potential R; for β > 0 it is the
 Riemannian gradient flow of F = f + βH with ∇F(θ) = ∇f(θ) + β θ / g⁻¹(θ)
-(THEORY.md §11), and ‖∇F‖ is the stationarity residual used for t = ∞.
+(docs/theory/explicit-bias.md#explicit-bias), and ‖∇F‖ is the stationarity residual used
+for t = ∞.
 
 The solver integrates the scaled mirror coordinate ψ = c ⊙ ∇R(θ), in which the
 flow reads dψ/dt = −c ⊙ ∇F(θ(ψ)) with the closed-form inverse map θ = (∇R)⁻¹(ψ/c):
@@ -86,8 +89,8 @@ AUTO_EXPLICIT_STEPS = 10_000
 # Default steady_tol = 10·rtol.  Measured (α = 1e4, 10×30 regression): with
 # rtol = 1e-8, a stationarity tolerance of 1e-9 is below the residual noise of an
 # explicit solver at its stability limit, Tsit5 spent 10,000 steps and auto had to
-# switch; at steady_tol = 10·rtol it stops in a few hundred steps.  MEASUREMENTS.md
-# used rtol 1e-10 with a 1e-9 relative residual.
+# switch; at steady_tol = 10·rtol it stops in a few hundred steps.  The baselines
+# (docs/baselines.md#flows-to-infinity) used rtol 1e-10 with a 1e-9 relative residual.
 STEADY_TOL_PER_RTOL = 10.0
 
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
@@ -134,7 +137,9 @@ _SCIPY_IMPLICIT = ("Radau", "BDF", "LSODA")
 def flow_vector_field(
     geometry: AbstractGeometry, problem: AbstractProblem, x: ArrayLike, *, beta: ArrayLike = 0.0
 ) -> Array:
-    """The flow's velocity −g⁻¹(x) ⊙ ∇f(x) − βx (THEORY.md §3, §11).
+    """The flow's velocity −g⁻¹(x) ⊙ ∇f(x) − βx.
+
+    See docs/theory/ham-flow.md#ham-flow and, for β > 0, docs/theory/explicit-bias.md#explicit-bias.
 
     Args:
         geometry: supplies the inverse metric g⁻¹.
@@ -210,13 +215,13 @@ _RANGE_BISECTIONS = 60
 def _inverse_map(geometry, c, y):
     """θ = (∇R)⁻¹(y/c), with ∂θ/∂y = g⁻¹(θ)/c as its derivative.
 
-    That is the identity ∇²R* = g⁻¹∘(∇R)⁻¹ (THEORY.md §1), evaluated as the product
-    of two O(1) numbers.  Autodiff through HAM's closed form instead multiplies factors
-    of size α and e^{α|φ|} before dividing by c: at α = 1e300 reverse mode overflows
-    (jax.jacrev of the field on a 10×30 regression: 898 of 900 entries non-finite with ψ
-    up to 690), and Kvaerno5 rejected step after step (15,000 steps short of the steady
-    state, where m⊙w at γ = 1e-300, the same flow in units of time α·t, needs 1,311; with
-    this rule it needs 1,711).
+    That is the identity ∇²R* = g⁻¹∘(∇R)⁻¹ (docs/theory/setting.md#setting), evaluated as
+    the product of two O(1) numbers.  Autodiff through HAM's closed form instead multiplies
+    factors of size α and e^{α|φ|} before dividing by c: at α = 1e300 reverse mode overflows
+    (jax.jacrev of the field on a 10×30 regression: 898 of 900 entries non-finite with ψ up
+    to 690), and Kvaerno5 rejected step after step (15,000 steps short of the steady state,
+    where m⊙w at γ = 1e-300, the same flow in units of time α·t, needs 1,311; with this rule
+    it needs 1,711).
     """
     return geometry.inverse_mirror_map(y / c)
 
@@ -745,8 +750,9 @@ def solve_flow(
 
     For β = 0 this is the mirror flow d∇R(θ) = −∇f(θ) dt of ``geometry`` (GD for
     :class:`Euclidean`, the m⊙w flow for :class:`PointwiseProduct`, the HAM flow
-    for :class:`HAMGeometry`; THEORY.md §1, §3, §5); for β > 0 the HAM flow of
-    §11.  ``problem`` may be any differentiable loss.
+    for :class:`HAMGeometry`; docs/theory/setting.md#setting, docs/theory/ham-flow.md#ham-flow,
+    docs/theory/mw-flow.md#mw-flow); for β > 0 the HAM flow of
+    docs/theory/explicit-bias.md#explicit-bias.  ``problem`` may be any differentiable loss.
 
     **Coordinates and tolerances.**  By default (``coordinates="mirror"``) the solver
     integrates the scaled mirror coordinate ψ = c ⊙ ∇R(θ),
@@ -796,7 +802,7 @@ def solve_flow(
     "auto" is LSODA (automatic stiff/non-stiff switching) with the analytic
     Jacobian from JAX, in the same coordinates.  Other methods: diffrax "tsit5",
     "dopri5", "dopri8", "kvaerno3", "kvaerno5"; scipy "RK45", "RK23", "DOP853",
-    "Radau", "BDF", "LSODA" (avoid BDF on the HAM flow: MEASUREMENTS.md).
+    "Radau", "BDF", "LSODA" (avoid BDF on the HAM flow: docs/baselines.md#flows-to-infinity).
 
     **Crossings and first passages.**  Zero crossings (``zero_crossings=True``) are
     the times at which a coordinate changes sign strictly (a coordinate leaving an

@@ -3,7 +3,7 @@
 A geometry is a separable Legendre potential R(x) = Σ_i r(x_i).  Its Hessian
 R''(x) is a diagonal Riemannian metric, and the mirror flow d∇R(x_t) = −∇f(x_t) dt
 is the Riemannian gradient flow ẋ = −g⁻¹(x) ∇f(x) with inverse metric
-g⁻¹ = 1/R''  (THEORY.md §1).
+g⁻¹ = 1/R''  (docs/theory/setting.md#mirror-flow).
 
 Every geometry is an immutable :class:`equinox.Module` (a pytree), so jit, vmap
 and grad work through its methods, and a batch of geometries (a vector of α, say)
@@ -166,18 +166,21 @@ class AbstractGeometry(eqx.Module):
 
     def bregman_divergence(self, x: Float[ArrayLike, "*shape"],
                            y: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
-        """D_R(x, y) = R(x) − R(y) − ⟨∇R(y), x − y⟩ ≥ 0 (THEORY.md §1)."""
+        """D_R(x, y) = R(x) − R(y) − ⟨∇R(y), x − y⟩ ≥ 0.
+
+        See docs/theory/setting.md#bregman-divergence.
+        """
         return jnp.sum(self.coordinate_bregman(x, y))
 
     # -- the explicit regulariser of the β > 0 flow ------------------------------
     def coordinate_regulariser(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """Elementwise H(x_i) = ∫₀^{x_i} s / g⁻¹(s) ds, so that g⁻¹(x) H'(x) = x.
 
-        With weight decay β the flow dθ = −g⁻¹∇f dt − βθ dt is the Riemannian gradient
-        flow of f + βH in the same metric (THEORY.md §11), so its rest point minimises
-        f + βH.  The default evaluates the integral by Gauss–Legendre quadrature on
-        [0, x] (exact to round-off for the smooth inverse metrics of this module, which
-        override it with closed forms anyway).
+        With weight decay β the flow dθ = −g⁻¹∇f dt − βθ dt is the Riemannian gradient flow
+        of f + βH in the same metric (docs/theory/explicit-bias.md#explicit-bias), so its
+        rest point minimises f + βH.  The default evaluates the integral by Gauss–Legendre
+        quadrature on [0, x] (exact to round-off for the smooth inverse metrics of this
+        module, which override it with closed forms anyway).
         """
         x = jnp.asarray(x, dtype=jnp.result_type(float))
         nodes = jnp.asarray(_GL_NODES, dtype=x.dtype)
@@ -307,7 +310,7 @@ def _check_param(name: str, value, *, positive: bool, allow_zero: bool = False) 
 class PointwiseProduct(AbstractGeometry):
     """The m⊙w geometry (pointwise overparameterisation x = m⊙w), paper normalisation.
 
-    Inverse metric √(x² + γ²); potential (THEORY.md §5)
+    Inverse metric √(x² + γ²); potential (docs/theory/mw-flow.md#mw-potential)
 
         ψ_γ(x) = Σ_i [x_i arcsinh(x_i/γ_i) − √(x_i² + γ_i²) + γ_i],
 
@@ -458,15 +461,18 @@ def _ham_conjugate_ratio(v):
 
 
 class HAMGeometry(AbstractGeometry):
-    """The HAM geometry: inverse metric 1 + α|x| and potential R_α (THEORY.md §4).
+    """The HAM geometry: inverse metric 1 + α|x| and potential R_α.
+
+    See docs/theory/potential.md#potential.
 
         R_α(x) = Σ_i [(1 + α|x_i|) log(1 + α|x_i|) − α|x_i|] / α²
         ∇R_α(x) = sign(x) log(1 + α|x|)/α,   (∇R_α)⁻¹(φ) = sign(φ)(e^{α|φ|} − 1)/α
         R_α*(φ) = Σ (e^{α|φ_i|} − 1 − α|φ_i|)/α²
 
     α = 0 is Euclidean (the formulas are evaluated as series there, so small α
-    loses no digits).  α < 0 is the box-barrier geometry of THEORY.md §11: the
-    domain is |x| < 1/|α|, and points outside it raise ``ValueError``.
+    loses no digits).  α < 0 is the box-barrier geometry of
+    docs/theory/negative-alpha.md#negative-alpha: the domain is |x| < 1/|α|, and points
+    outside it raise ``ValueError``.
 
     Args:
         alpha: the hyperbolic strength α (finite; a scalar, or one per coordinate).
@@ -574,7 +580,10 @@ class HAMGeometry(AbstractGeometry):
         return jnp.exp(self.alpha * jnp.abs(jnp.asarray(phi, dtype=jnp.result_type(float))))
 
     def coordinate_regulariser(self, x):
-        """H_α(x) = [α|x| − log(1 + α|x|)]/α² (THEORY.md §11), without cancellation."""
+        """H_α(x) = [α|x| − log(1 + α|x|)]/α², without cancellation.
+
+        See docs/theory/explicit-bias.md#h-alpha.
+        """
         x = self.check_domain(jnp.asarray(x, dtype=jnp.result_type(float)))
         a = jnp.abs(x)
         return a * _series.h_ratio(self.alpha * a, jnp) * a
@@ -629,7 +638,9 @@ class HAMGeometry(AbstractGeometry):
 
 
 def gamma_from_init(m0: ArrayLike, w0: ArrayLike) -> Array:
-    """γ = |m₀² − w₀²| / 2 for the m⊙w flow started at (m₀, w₀) (THEORY.md §5).
+    """γ = |m₀² − w₀²| / 2 for the m⊙w flow started at (m₀, w₀).
+
+    See docs/theory/mw-flow.md#mw-gamma.
 
     m² − w² is conserved by the gradient flow on (m, w) without weight decay, and
     (m² + w²)² = 4x² + (m² − w²)², so ẋ = −2√(x² + γ²) ∇f with γ = |m₀² − w₀²|/2.

@@ -3,7 +3,9 @@
 The methods themselves (GD, GD + HYP / HYP*, the exponential step, (m, w) GD, mirror
 descent, optax transformations, registered ones) live in :mod:`hambias.methods`; this
 module drives them.  :func:`divergence_status` is the single definition of a diverged
-iterate, shared with the sweep engine (THEORY.md §2–§6, §11).
+iterate, shared with the sweep engine.  Theory: the methods of §2–§6 on the section map
+(docs/theory/index.md#section-map) and their step-size limit
+(docs/theory/stability.md#stability).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from .status import Status, raise_for_status
 __all__ = ["IterateResult", "run_iterates", "divergence_status", "DEFAULT_BLOWUP",
            "DIVERGENCE_FACTOR"]
 
-# Default blow-up threshold on max_i |θ_i|: far above any scale a converging run on
-# the problems of THEORY.md reaches (|θ*| ~ 1 … 1e3), far below float64 overflow, so a
-# geometric divergence is caught tens of steps before inf/NaN appears.
+# Default blow-up threshold on max_i |θ_i|: far above any scale a converging run on the
+# problems of the theory pages (docs/theory/index.md#theory) reaches (|θ*| ~ 1 … 1e3), far
+# below float64 overflow, so a geometric divergence is caught tens of steps before inf/NaN
+# appears.
 DEFAULT_BLOWUP = 1e12
 #: A run counts as diverged once its loss exceeds f(θ₀) + DIVERGENCE_FACTOR·|f(θ₀)|: a
 #: convergent method never raises f above f(θ₀) by 12 decades.
@@ -229,15 +232,16 @@ def run_iterates(
 ) -> IterateResult:
     """Run ``steps`` iterations of ``method`` on ``problem`` from ``x0`` under ``lax.scan``.
 
-    θ_{k+1} = method.update(θ_k, ∇f(θ_k)) (one ``problem.loss_and_grad`` per step, whose loss
-    also feeds the monitor); metrics are recorded at k = 0, record_every, 2·record_every,
-    … and at k = steps (THEORY.md §2–§6).  Every new iterate is checked by
+    θ_{k+1} = method.update(θ_k, ∇f(θ_k)) (one ``problem.loss_and_grad`` per step, whose
+    loss also feeds the monitor); metrics are recorded at k = 0, record_every,
+    2·record_every, … and at k = steps (the methods: §2–§6 on
+    docs/theory/index.md#section-map).  Every new iterate is checked by
     :func:`divergence_status` (a NaN/inf coordinate, max|θ| > ``blowup``, or a loss that is
     not finite or above f(θ₀) + 1e12·|f(θ₀)|), the same test as in sweeps: a rejected
     iterate marks the run as diverged (``status``, ``divergence_step``, ``message``); the
-    state is then frozen at the last accepted iterate and later records are NaN.  The
-    whole run is one jit-compiled function (``record_every``, ``blowup`` and ``record_x``
-    are static, and so is ``steps`` unless ``record_every >= steps``, where only the start
+    state is then frozen at the last accepted iterate and later records are NaN.  The whole
+    run is one jit-compiled function (``record_every``, ``blowup`` and ``record_x`` are
+    static, and so is ``steps`` unless ``record_every >= steps``, where only the start
     and the end are recorded and runs of any length share one program) and can be
     ``jax.vmap``-ed over the array hyperparameters of ``method`` or over ``x0``.
 

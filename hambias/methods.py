@@ -20,7 +20,9 @@ Methods that need more than the gradient at θ (sharpness-aware minimisation)
 override ``step(state, problem)`` instead; they run in :func:`run_iterates` but not in
 sweeps.
 
-THEORY.md §2 (the HAM step), §3 (its flow), §5–§6 (m⊙w and the exponential step).
+Theory: docs/theory/ham-step.md#ham-step (the HAM step), docs/theory/ham-flow.md#ham-flow (its
+flow), docs/theory/mw-flow.md#mw-flow and docs/theory/exp-step.md#exp-step (m⊙w and the
+exponential step).
 """
 
 from __future__ import annotations
@@ -90,7 +92,10 @@ def gd_hyp_step(x, g, eta, alpha, beta=0.0, star=True):
 
 
 def exp_step(x, g, eta, beta=0.0):
-    """Theorem 3.1's multiplicative step θ ⊙ exp(−η(2 sign(θ) ⊙ g + 4β)) (THEORY.md §6)."""
+    """Theorem 3.1's multiplicative step θ ⊙ exp(−η(2 sign(θ) ⊙ g + 4β)).
+
+    See docs/theory/exp-step.md#exp-step.
+    """
     return x * jnp.exp((-2.0 * eta) * signed(x, g) - 4.0 * eta * beta)
 
 
@@ -149,7 +154,7 @@ class AbstractMethod(eqx.Module):
 class GD(AbstractMethod):
     """Gradient descent with (coupled) weight decay: θ_{k+1} = θ_k − η(∇f(θ_k) + β θ_k).
 
-    Its flow is ẋ = −∇f(x) − βx, the HAM flow at α = 0 (THEORY.md §3).
+    Its flow is ẋ = −∇f(x) − βx, the HAM flow at α = 0 (docs/theory/ham-flow.md#ham-flow).
 
     Args:
         eta: step size η > 0.
@@ -177,7 +182,9 @@ class GD(AbstractMethod):
 
 
 class GDHyp(AbstractMethod):
-    """GD + HYP* (``star=True``, the paper's Algorithm 1) or GD + HYP (THEORY.md §2, §9).
+    """GD + HYP* (``star=True``, the paper's Algorithm 1) or GD + HYP.
+
+    See docs/theory/ham-step.md#ham-step and docs/theory/sign-choice.md#sign-choice.
 
         θ_{k+½} = θ_k − η g_k,   θ_{k+1} = θ_{k+½} ⊙ exp(−η(α sign(s) ⊙ g_k + β)),
 
@@ -219,12 +226,12 @@ class ExpStep(AbstractMethod):
     """The exponential step of Theorem 3.1: θ_{k+1} = θ_k ⊙ exp(−η(2 sign(θ_k) ⊙ ∇f(θ_k) + 4β)).
 
     First-order equivalent to one GD step on (m, w) for f(m⊙w) + β(‖m‖² + ‖w‖²) with the
-    balanced start m₀ = sign(θ₀)√|θ₀|, w₀ = √|θ₀| (THEORY.md §6); it never changes a
-    sign and keeps zero coordinates at zero.  It is also the exponentiated-gradient (EG)
-    step with EG-compatible weight decay (Cornford et al., bioRxiv 2024.10.25.620272):
-    EG(lr, wd), θ ← θ ⊙ exp(−lr(sign(θ) ⊙ ∇f + wd)), is ``ExpStep(lr/2, wd/2)`` on the
-    same loss f (with torch's mean-squared loss 2f in place of hambias's ‖Ax − y‖²/(2d),
-    ``ExpStep(lr, wd/4)``).
+    balanced start m₀ = sign(θ₀)√|θ₀|, w₀ = √|θ₀| (docs/theory/exp-step.md#exp-step); it
+    never changes a sign and keeps zero coordinates at zero.  It is also the
+    exponentiated-gradient (EG) step with EG-compatible weight decay (Cornford et al.,
+    bioRxiv 2024.10.25.620272): EG(lr, wd), θ ← θ ⊙ exp(−lr(sign(θ) ⊙ ∇f + wd)), is
+    ``ExpStep(lr/2, wd/2)`` on the same loss f (with torch's mean-squared loss 2f in place
+    of hambias's ‖Ax − y‖²/(2d), ``ExpStep(lr, wd/4)``).
 
     Args:
         eta: step size η > 0.
@@ -317,7 +324,9 @@ def mw_effective_bias(start, end, problem) -> EffectiveBias:
 
 
 class MWGradientDescent(AbstractMethod):
-    """GD on the pointwise product x = m ⊙ w with weight decay (THEORY.md §5, §6).
+    """GD on the pointwise product x = m ⊙ w with weight decay.
+
+    See docs/theory/mw-flow.md#mw-flow and docs/theory/exp-step.md#exp-step.
 
         F(m, w) = f(m⊙w) + λ(‖m‖² + ‖w‖²),
         m ← m − η(w ⊙ ∇f(x) + 2λm),   w ← w − η(m ⊙ ∇f(x) + 2λw).
@@ -388,7 +397,9 @@ class MWGradientDescent(AbstractMethod):
 
 
 class MirrorDescent(AbstractMethod):
-    """Mirror descent for any geometry: ∇R(x_{k+1}) = ∇R(x_k) − η ∇f(x_k) (THEORY.md §1).
+    """Mirror descent for any geometry: ∇R(x_{k+1}) = ∇R(x_k) − η ∇f(x_k).
+
+    See docs/theory/setting.md#mirror-flow.
 
     Uses the geometry's closed-form inverse mirror map, so no linear solve; it follows
     the mirror flow of R (for :class:`~hambias.HAMGeometry` the HAM flow at β = 0).

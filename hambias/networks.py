@@ -9,8 +9,8 @@ variables (so its discrete limit, not only its flow, can be compared with predic
 
 Gradient flow on the network with loss c·f (f = ‖Ax − y‖²/(2d), hambias's loss; c = 1
 for ``loss="half_mean"``, c = 2 for ``loss="mean"``, torch's ``MSELoss``) is, for every
-kind, ẋ = −k·c·√(x² + γ²)·∇f(x) with (THEORY.md §5; derivations in the docs'
-conventions page):
+kind, ẋ = −k·c·√(x² + γ²)·∇f(x) with (docs/theory/mw-flow.md#mw-gamma; derivations in
+docs/conventions.md#conventions):
 
 =========  ==========================================  ===============  ========
 kind       parameterisation and start                  γ                k
@@ -25,7 +25,7 @@ kind       parameterisation and start                  γ                k
            v±₀ = √(scale(1+s)/(1−s)), u₀v₀ = scale
            (Azulay et al. 2102.09769, shape s)
 "mw"       x = m ⊙ w, m₀ = scale, w₀ = shape             |m₀² − w₀²|/2   2
-           (the HAM paper's m⊙w, THEORY.md §5)
+           (the HAM paper's m⊙w, docs/theory/mw-flow.md#mw-flow)
 =========  ==========================================  ===============  ========
 
 so the network ends at ``predict_limit(network.geometry, problem, network.x0(n))`` (at

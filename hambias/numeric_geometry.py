@@ -1,7 +1,8 @@
 """A geometry from any inverse metric: potential, mirror map and conjugate by quadrature.
 
 Given a positive, even inverse metric h(θ) (one coordinate; a jax-traceable function),
-the separable Hessian geometry with g⁻¹ = h is (THEORY.md §1, §4)
+the separable Hessian geometry with g⁻¹ = h is (docs/theory/setting.md#setting,
+docs/theory/potential.md#potential)
 
     mirror map   φ(θ)  = ∫₀^θ ds / h(s)                       (odd, increasing)
     potential    R(θ)  = ∫₀^θ φ(s) ds = ∫₀^θ (θ − s)/h(s) ds    (even, convex, R'' = 1/h)
@@ -497,7 +498,8 @@ def geometry_from_inverse_metric(h: Callable, params=None, *,
     (:class:`hambias.MirrorDescent`) and the prediction (:func:`hambias.predict_limit`,
     dual Newton) work with it unchanged; it has no cvxpy form.  For h = 1 + α|θ| it
     agrees with :class:`~hambias.HAMGeometry`, for h = √(θ² + γ²) with
-    :class:`~hambias.PointwiseProduct` (THEORY.md §4, §5).
+    :class:`~hambias.PointwiseProduct` (docs/theory/potential.md#potential,
+    docs/theory/mw-flow.md#mw-flow).
 
     Args:
         h: the inverse metric, elementwise on arrays (jax.numpy), positive, even and

@@ -1,4 +1,6 @@
-"""HAM as an optax ``GradientTransformation`` on top of any base optimiser (THEORY.md §2).
+"""HAM as an optax ``GradientTransformation`` on top of any base optimiser.
+
+See docs/theory/ham-step.md#ham-step.
 
 One HAM iteration with raw gradient g_k = ∇f(θ_k) and step size η:
 
@@ -105,7 +107,9 @@ def ham(
     base: optax.GradientTransformation | None = None,
     star: bool = True,
 ) -> optax.GradientTransformation:
-    """HAM (GD + HYP* by default) as an optax transformation (THEORY.md §2, paper Algorithm 1).
+    """HAM (GD + HYP* by default) as an optax transformation (paper Algorithm 1).
+
+    See docs/theory/ham-step.md#ham-step.
 
         θ_{k+½} = θ_k + base_update(g_k);  θ_{k+1} = θ_{k+½} ⊙ exp(−η(α sign(θ_{k+½}) ⊙ g_k + β))
 
@@ -160,7 +164,9 @@ def ham_wrapper_faithful(
     max_norm: float | None = 1000.0,
     min_ndim: int = 2,
 ) -> optax.GradientTransformation:
-    """HAM with the choices of the official PyTorch wrapper (THEORY.md §2), for reproduction.
+    """HAM with the choices of the official PyTorch wrapper, for reproduction.
+
+    See docs/theory/ham-step.md#wrapper-faithful.
 
     For every parameter tensor with ``ndim >= min_ndim`` (weight matrices, conv kernels):
 

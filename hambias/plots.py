@@ -475,7 +475,7 @@ _VALUE_LABELS = {
     "lam_max": "λ_max(AᵀA/d)",
     "theta_max": "max|θ*|",
 }
-#: Label of the stability boundary line (THEORY.md §11).
+#: Label of the stability boundary line (docs/theory/stability.md#stability).
 STABILITY_LABEL = "η(1+α|θ*|)λ_max = 2"
 #: Legends of phase diagrams sit below the x label, outside the cells.
 _LEGEND_BELOW = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.13), "fontsize": "small",
@@ -638,8 +638,9 @@ def plot_phase(ax, table, *, logx: bool | None = None, logy: bool | None = None,
 def plot_stability_boundary(ax, alpha, eta_crit, **kw):
     """The stability boundary η_crit(α) = 2/(λ_max(1 + α max|θ*|)) drawn on a phase diagram.
 
-    GD + HYP is linearly stable at its limit for η below the line (THEORY.md §11);
-    the axes' limits are kept, so the line is clipped to the diagram.
+    GD + HYP is linearly stable at its limit for η below the line
+    (docs/theory/stability.md#stability); the axes' limits are kept, so the line is clipped
+    to the diagram.
 
     Args:
         ax: target axes (typically from :func:`plot_phase` over (α, η)).
@@ -756,8 +757,9 @@ def _boundary(ds, table, where: dict):
 def sweep_phase_diagrams(path_or_dataset, out_dir, *, prefix: str | None = None) -> list[Path]:
     """Draw the standard phase diagrams a stored sweep allows and save them (PNG + JSON).
 
-    The diagrams (THEORY.md §7, §8, §11), each drawn when the sweep has ≥ 2 values on
-    both of its axes, one panel per method:
+    The diagrams (docs/theory/implicit-bias.md#implicit-bias, docs/theory/l2-l1.md#l2-l1,
+    docs/theory/stability.md#stability), each drawn when the sweep has ≥ 2 values on both of
+    its axes, one panel per method:
 
     * ``recovery_alpha_scale``: median recovery error ‖x_T − x*‖/‖x*‖ over
       (α, initial scale), methods GD+HYP* / GD+HYP;

@@ -1,8 +1,8 @@
 """Problems a flow or an iterate runs on: losses with gradients.
 
 :class:`LinearRegression` is the least-squares loss f(x) = ‖Ax − y‖²/(2d) of
-THEORY.md §1 (d samples, n dimensions); :func:`sparse_regression` draws seeded
-underdetermined instances.  Any other differentiable loss can be used through
+docs/theory/setting.md#least-squares (d samples, n dimensions); :func:`sparse_regression`
+draws seeded underdetermined instances.  Any other differentiable loss can be used through
 :class:`LossProblem`, which takes its gradient with JAX.
 """
 
@@ -76,7 +76,9 @@ def _finite_or_raise(name: str, a: np.ndarray) -> None:
 
 
 class LinearRegression(AbstractProblem):
-    """Least squares f(x) = ‖Ax − y‖² / (2d), A of shape (d, n) (THEORY.md §1).
+    """Least squares f(x) = ‖Ax − y‖² / (2d), A of shape (d, n).
+
+    See docs/theory/setting.md#least-squares.
 
     The factor 1/d only rescales time; it is kept so that step sizes do not
     depend on the number of samples.
@@ -194,7 +196,10 @@ class LinearRegression(AbstractProblem):
         return s[0] ** 2 / self.d
 
     def pl_constant(self) -> Array:
-        """λ = 2 λ_min(AAᵀ/d), the PL constant ‖∇f‖² ≥ λ(f − f*) for d < n (THEORY.md §10)."""
+        """λ = 2 λ_min(AAᵀ/d), the PL constant ‖∇f‖² ≥ λ(f − f*) for d < n.
+
+        See docs/theory/setting.md#pl-inequality.
+        """
         s = jnp.linalg.svd(self.A, compute_uv=False)
         return 2.0 * s[-1] ** 2 / self.d
 
@@ -217,7 +222,8 @@ class LinearRegression(AbstractProblem):
                              ) -> Float[np.ndarray, " n"]:
         """x₀ + Aᵀ(AAᵀ)⁻¹(y − Ax₀): the interpolant closest to x₀ in ‖·‖₂.
 
-        This is where gradient descent from x₀ ends (THEORY.md §7, Euclidean case).
+        This is where gradient descent from x₀ ends (the Euclidean case of
+        docs/theory/implicit-bias.md#implicit-bias).
         Computed in an orthonormal basis of range(Aᵀ) (:meth:`row_space`), never from a
         factorisation of AAᵀ alone: relative error below 10·κ(A)·ε for κ(A) ≤ 1e10
         (measured against 60-digit solutions).  Rows that are exactly dependent
@@ -247,7 +253,8 @@ class LinearRegression(AbstractProblem):
 
         A value below 1 means some x with Ax = y lies strictly inside the box |x_i| < w_i
         (w_i = inf leaves coordinate i free).  Used for geometries with a bounded domain
-        (HAM with α < 0, THEORY.md §11), whose flows and predictions need such a point.
+        (HAM with α < 0, docs/theory/negative-alpha.md#negative-alpha), whose flows and
+        predictions need such a point.
 
         Raises:
             ValueError: the LP failed (e.g. Ax = y has no solution at all).

@@ -70,8 +70,9 @@ def write_report(results, out: Path, *, quick: bool, seconds: float) -> tuple[Pa
         f"Verdicts: **{counts['pass']} pass, {counts['fail']} fail, "
         f"{counts['not checked']} not checked**, {counts['note']} notes.",
         "",
-        "Sections refer to THEORY.md. A claim that could not be checked is listed as "
-        "*not checked* with the reason; it never counts as a pass.",
+        "Sections (§n) refer to the theory pages; docs/theory/index.md#section-map maps each "
+        "number to its page. A claim that could not be checked is listed as *not checked* with "
+        "the reason; it never counts as a pass.",
         "",
     ]
     for r in results:

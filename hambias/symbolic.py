@@ -1,7 +1,7 @@
 """Symbolic derivations (sympy) that the numeric geometry code is tested against.
 
 Everything here is derived, not typed in: a separable geometry is fixed by its
-inverse metric g⁻¹ (THEORY.md §1), and
+inverse metric g⁻¹ (docs/theory/setting.md#mirror-flow), and
 
     r'(x) = ∫₀ˣ dt / g⁻¹(t),   r(x) = ∫₀ˣ r'(t) dt          (r(0) = r'(0) = 0),
     (r')⁻¹(φ) solves r'(x) = φ,
@@ -9,10 +9,11 @@ inverse metric g⁻¹ (THEORY.md §1), and
 
 The integrals are taken on x > 0 and extended to ℝ evenly (r, r*, g⁻¹) or oddly
 (r', (r')⁻¹), which is right for every geometry whose metric is even in x.  On
-top of that this module derives the HAM-specific facts of THEORY.md §3, §8 and
-§11: the first-order expansion of one GD + hyperbolic step, the α → 0 and α → ∞
-limits of R_α, the sign-anchored limit of the Bregman divergence, and the
-explicit regulariser H_α of the β > 0 flow.
+top of that this module derives the HAM-specific facts of docs/theory/ham-flow.md#ham-flow,
+docs/theory/l2-l1.md#l2-l1 and docs/theory/explicit-bias.md#explicit-bias: the first-order
+expansion of one GD + hyperbolic step, the α → 0 and α → ∞ limits of R_α, the
+sign-anchored limit of the Bregman divergence, and the explicit regulariser H_α of the
+β > 0 flow.
 
 All functions are pure and cached (:func:`functools.lru_cache`); they return
 sympy expressions in the real symbols exported below (``X``, ``X0``, ``PHI``,
@@ -57,7 +58,7 @@ __all__ = [
     "lambdify",
 ]
 
-# Public symbols (real).  θ of THEORY.md is written X here.
+# Public symbols (real).  θ of docs/theory/setting.md#notation is written X here.
 X = sp.Symbol("x", real=True)
 X0 = sp.Symbol("x0", real=True)
 PHI = sp.Symbol("phi", real=True)
@@ -160,7 +161,8 @@ def derive_geometry(
         r'(x) = ∫₀ˣ dt/g⁻¹(t),  r(x) = ∫₀ˣ r'(t) dt,  r*(φ) = φ·(r')⁻¹(φ) − r((r')⁻¹(φ))
 
     computed on x > 0 and extended evenly (r, r*) and oddly (r', (r')⁻¹)
-    (THEORY.md §1, §4, §5).
+    (docs/theory/setting.md#setting, docs/theory/potential.md#potential,
+    docs/theory/mw-flow.md#mw-flow).
 
     Args:
         inverse_metric: g⁻¹ as an expression in :data:`X`, even in X and positive
@@ -205,14 +207,14 @@ def euclidean_geometry() -> SymbolicGeometry:
 
 @functools.lru_cache(maxsize=None)
 def ham_geometry() -> SymbolicGeometry:
-    """The HAM geometry derived from g⁻¹ = 1 + α|x| (THEORY.md §4).
+    """The HAM geometry derived from g⁻¹ = 1 + α|x| (docs/theory/potential.md#potential).
 
         R_α = [(1 + α|x|) log(1 + α|x|) − α|x|]/α²,  R_α' = sign(x) log(1 + α|x|)/α,
         (R_α')⁻¹(φ) = sign(φ)(e^{α|φ|} − 1)/α,        R_α*(φ) = (e^{α|φ|} − 1 − α|φ|)/α².
 
     Derived for α > 0; the expressions are analytic in α, so they also hold for
-    α < 0 inside the box |x| < 1/|α| (THEORY.md §11).  Not defined at α = 0
-    (see :func:`ham_small_alpha_limit`).
+    α < 0 inside the box |x| < 1/|α| (docs/theory/negative-alpha.md#negative-alpha).  Not
+    defined at α = 0 (see :func:`ham_small_alpha_limit`).
 
     >>> import numpy as np
     >>> f = ham_geometry().numeric("inverse_mirror_map")
@@ -224,7 +226,9 @@ def ham_geometry() -> SymbolicGeometry:
 
 @functools.lru_cache(maxsize=None)
 def mw_geometry() -> SymbolicGeometry:
-    """The m⊙w geometry (paper normalisation) from g⁻¹ = √(x² + γ²) (THEORY.md §5).
+    """The m⊙w geometry (paper normalisation) from g⁻¹ = √(x² + γ²).
+
+    See docs/theory/mw-flow.md#mw-potential.
 
         ψ_γ = x asinh(x/γ) − √(x² + γ²) + γ,  ψ_γ' = asinh(x/γ),
         (ψ_γ')⁻¹(φ) = γ sinh φ,                ψ_γ*(φ) = γ(cosh φ − 1).
@@ -253,7 +257,9 @@ def bregman(potential: sp.Expr) -> sp.Expr:
 
 @functools.lru_cache(maxsize=None)
 def ham_step_series(order: int = 1) -> sp.Expr:
-    """Series in η of one GD + hyperbolic step, θ ↦ (θ − ηg)·exp(−η(α s g + β)) (THEORY.md §3).
+    """Series in η of one GD + hyperbolic step, θ ↦ (θ − ηg)·exp(−η(α s g + β)).
+
+    See docs/theory/ham-flow.md#flow-derivation.
 
     The sign s is sign(θ) (HYP) or sign(θ − ηg) (HYP*); for θ ≠ 0 both equal
     sign(θ) once η < |θ/g|, so the series is the same.  To first order
@@ -293,7 +299,7 @@ def ham_flow_vector_field() -> sp.Expr:
 
 @functools.lru_cache(maxsize=None)
 def ham_small_alpha_limit() -> sp.Expr:
-    """lim_{α→0} R_α(x) = x²/2 (THEORY.md §8).
+    """lim_{α→0} R_α(x) = x²/2 (docs/theory/l2-l1.md#l2-l1).
 
     >>> ham_small_alpha_limit()
     x**2/2
@@ -304,7 +310,9 @@ def ham_small_alpha_limit() -> sp.Expr:
 
 @functools.lru_cache(maxsize=None)
 def ham_small_alpha_expansion(order: int = 2) -> sp.Expr:
-    """Taylor expansion of R_α in α up to α**(order−1): x²/2 − α|x|³/6 + … (THEORY.md §8).
+    """Taylor expansion of R_α in α up to α**(order−1): x²/2 − α|x|³/6 + ….
+
+    See docs/theory/l2-l1.md#small-alpha.
 
     >>> ham_small_alpha_expansion(2)
     -alpha*x**2*Abs(x)/6 + x**2/2
@@ -316,7 +324,7 @@ def ham_small_alpha_expansion(order: int = 2) -> sp.Expr:
 
 @functools.lru_cache(maxsize=None)
 def ham_large_alpha_limit() -> sp.Expr:
-    """lim_{α→∞} (α/log α) R_α(x) = |x| (THEORY.md §8).
+    """lim_{α→∞} (α/log α) R_α(x) = |x| (docs/theory/l2-l1.md#l2-l1).
 
     >>> ham_large_alpha_limit()
     Abs(x)
@@ -327,7 +335,9 @@ def ham_large_alpha_limit() -> sp.Expr:
 
 @functools.lru_cache(maxsize=None)
 def ham_sign_anchored_limit() -> sp.Expr:
-    """lim_{α→∞} (α/log α) D_{R_α}(x, x₀), computed case by case on the signs (THEORY.md §8).
+    """lim_{α→∞} (α/log α) D_{R_α}(x, x₀), computed case by case on the signs.
+
+    See docs/theory/l2-l1.md#sign-anchoring.
 
     Returns a ``Piecewise`` in :data:`X` and :data:`X0`, one branch per sign of
     x₀ (x₀ > 0, x₀ < 0, x₀ = 0) and of x (≥ 0, < 0), each a sympy limit of the
@@ -360,7 +370,9 @@ def ham_sign_anchored_closed_form() -> sp.Expr:
 
 @functools.lru_cache(maxsize=None)
 def ham_regulariser() -> sp.Expr:
-    """H_α of the β > 0 flow, solving (1 + α|θ|) H_α'(θ) = θ with H_α(0) = 0 (THEORY.md §11).
+    """H_α of the β > 0 flow, solving (1 + α|θ|) H_α'(θ) = θ with H_α(0) = 0.
+
+    See docs/theory/explicit-bias.md#h-alpha.
 
         H_α(θ) = [α|θ| − log(1 + α|θ|)]/α²
 
@@ -374,7 +386,9 @@ def ham_regulariser() -> sp.Expr:
 
 @functools.lru_cache(maxsize=None)
 def ham_regulariser_limits() -> tuple[sp.Expr, sp.Expr]:
-    """(lim_{α→0} H_α, lim_{α→∞} α H_α) = (θ²/2, |θ|): ridge and LASSO (THEORY.md §11).
+    """(lim_{α→0} H_α, lim_{α→∞} α H_α) = (θ²/2, |θ|): ridge and LASSO.
+
+    See docs/theory/explicit-bias.md#beta-limits.
 
     >>> ham_regulariser_limits()
     (x**2/2, Abs(x))

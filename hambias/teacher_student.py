@@ -20,8 +20,8 @@ d/dt F_a(a) = −a ∂_a f and d/dt Σ_i F_{w_i}(w_i) = −w·∇_w f, so
     Q(a, w) = F_a(a) − Σ_i F_{w_i}(w_i)
 
 is conserved (:func:`balance_invariant`).  F is the regulariser H of the geometry's β > 0
-theory (THEORY.md §11): θ²/2 for GD, √(θ² + γ²) − γ for m⊙w, H_α for HAM.  Each F is
-even, zero at 0 and increasing in |θ|.
+theory (docs/theory/explicit-bias.md#h-alpha): θ²/2 for GD, √(θ² + γ²) − γ for m⊙w, H_α for
+HAM.  Each F is even, zero at 0 and increasing in |θ|.
 
 **Which starts reach the teacher** (scalar w, a*, w* ≠ 0; :func:`predict_success`).
 ReLU: w can never change sign (on the wrong side the neuron only shrinks towards w = 0,
@@ -50,7 +50,10 @@ and :func:`flow_success_map` measure the success maps over a grid of (a₀, w₀
 ``jax.vmap``.  :class:`SignIn` is GD on (m, w) whose balance γ is reset every p steps (the
 Sign-In mechanism, Gadhikar, Jacobs, Zhou, Burkholz, arXiv 2504.12801).
 
-THEORY.md §1 (inverse metrics), §3 (HAM flow), §5 (m⊙w), §9 (HYP vs HYP*), §11 (H_α).
+Theory: docs/theory/two-layer.md#two-layer (this model), docs/theory/setting.md#inverse-metrics
+(inverse metrics), docs/theory/ham-flow.md#ham-flow (HAM flow), docs/theory/mw-flow.md#mw-flow
+(m⊙w), docs/theory/sign-choice.md#sign-choice (HYP vs HYP*) and
+docs/theory/explicit-bias.md#h-alpha (H_α).
 """
 
 from __future__ import annotations
@@ -290,9 +293,9 @@ def balance_invariant(geometry: AbstractGeometry, theta: ArrayLike) -> Array:
     """Q(θ) = F_a(a) − Σ_i F_{w_i}(w_i), conserved by the flow of ``geometry`` on f(a, w).
 
     F_i(θ_i) = ∫₀^{θ_i} s/h_i(s) ds is the geometry's ``coordinate_regulariser`` (H of
-    THEORY.md §11: θ²/2, √(θ² + γ²) − γ, H_α), per coordinate, so per-coordinate α or γ
-    give one F per layer.  Conserved because a ∂_a f = w·∇_w f for a·σ(w·x) with σ
-    positively homogeneous (module docstring).
+    docs/theory/explicit-bias.md#h-alpha: θ²/2, √(θ² + γ²) − γ, H_α), per coordinate, so
+    per-coordinate α or γ give one F per layer.  Conserved because a ∂_a f = w·∇_w f for
+    a·σ(w·x) with σ positively homogeneous (module docstring).
 
     Args:
         geometry: the flow's geometry (per-coordinate parameters allowed).
@@ -508,13 +511,14 @@ class SignIn(AbstractMethod):
         (m, w) ← the factorisation of θ = m ⊙ w with m² − w² = 2γ (θ unchanged).
 
     GD on (m, w) shrinks γ_k = γ₀ Π(1 − η²g_j²) (:func:`hambias.methods.mw_effective_bias`),
-    and a balanced start (γ = 0) cannot change a sign at all (THEORY.md §6); the reset
-    restores the inverse metric √(θ² + γ²) ≥ γ at θ = 0 that a sign flip must cross.  This
-    is the rescaling mechanism of Sign-In (Gadhikar, Jacobs, Zhou, Burkholz, arXiv
-    2504.12801) written as a balance reset; the paper's own schedule and scales may
-    differ.  Between resets it is :class:`~hambias.MWGradientDescent`; its flow (and its
-    first-order limit) is the :class:`~hambias.PointwiseProduct` (γ) flow at twice the
-    speed, whose γ the flow conserves anyway: the reset corrects the discrete drift.
+    and a balanced start (γ = 0) cannot change a sign at all
+    (docs/theory/exp-step.md#exp-step-consequences); the reset restores the inverse metric
+    √(θ² + γ²) ≥ γ at θ = 0 that a sign flip must cross.  This is the rescaling mechanism of
+    Sign-In (Gadhikar, Jacobs, Zhou, Burkholz, arXiv 2504.12801) written as a balance reset;
+    the paper's own schedule and scales may differ.  Between resets it is
+    :class:`~hambias.MWGradientDescent`; its flow (and its first-order limit) is the
+    :class:`~hambias.PointwiseProduct` (γ) flow at twice the speed, whose γ the flow
+    conserves anyway: the reset corrects the discrete drift.
 
     The state is (m, w, k), k the step count.
 

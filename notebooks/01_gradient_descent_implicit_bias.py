@@ -6,8 +6,8 @@
 # geometric fact about the directions gradient descent can move in. Everything later in this
 # series (mirror flows, HAM, sparsity) generalises this one picture.
 #
-# **Set-up** (THEORY.md §1). $A \in \mathbb{R}^{d\times n}$ with $d < n$ samples, full row
-# rank, and the loss
+# **Set-up** (docs/theory/setting.md#least-squares). $A \in \mathbb{R}^{d\times n}$ with $d < n$
+# samples, full row rank, and the loss
 # $$ f(x) = \frac{1}{2d}\,\lVert Ax - y\rVert^2, \qquad \nabla f(x) = \frac{1}{d} A^\top (Ax - y). $$
 # Every point of the affine subspace $\{x : Ax = y\}$ (dimension $n - d$) has zero loss.
 # Gradient descent from $x_0$ with step $\eta$ iterates $x_{k+1} = x_k - \eta \nabla f(x_k)$.

@@ -6,9 +6,9 @@
 # changes. This notebook introduces the three geometries of the HAM paper: plain GD, the
 # pointwise product $x = m\odot w$, and HAM.
 #
-# **Mirror flows** (THEORY.md §1). Pick a strictly convex, separable potential
-# $R(x) = \sum_i r(x_i)$. The mirror flow moves the *mirrored* point $\nabla R(x)$ along the
-# negative gradient,
+# **Mirror flows** (docs/theory/setting.md#mirror-flow). Pick a strictly convex, separable
+# potential $R(x) = \sum_i r(x_i)$. The mirror flow moves the *mirrored* point $\nabla R(x)$
+# along the negative gradient,
 # $$ \frac{d}{dt}\nabla R(x_t) = -\nabla f(x_t)
 #    \quad\Longleftrightarrow\quad
 #    \dot x_t = -g^{-1}(x_t)\odot\nabla f(x_t), \qquad g^{-1}_i(x) = \frac{1}{r''(x_i)} . $$
@@ -21,7 +21,7 @@
 # | HAM | $1+\alpha\lvert x\rvert$ | $\bigl[(1+\alpha\lvert x\rvert)\log(1+\alpha\lvert x\rvert) - \alpha\lvert x\rvert\bigr]/\alpha^2$ |
 #
 # For underdetermined least squares the flow ends at the **Bregman projection** of $x_0$
-# (THEORY.md §7): $x_\infty = \arg\min_{Ax=y} D_R(x, x_0)$ with
+# (docs/theory/implicit-bias.md#implicit-bias): $x_\infty = \arg\min_{Ax=y} D_R(x, x_0)$ with
 # $D_R(x, x_0) = R(x) - R(x_0) - \langle\nabla R(x_0), x - x_0\rangle$.
 
 # %%
@@ -77,8 +77,9 @@ plt.show()
 #
 # For small $\alpha$, $R_\alpha(x) = x^2/2 - \alpha\lvert x\rvert^3/6 + O(\alpha^2)$: HAM is GD.
 # For large $\alpha$, $\frac{\alpha}{\log\alpha}R_\alpha(x) \to \lvert x\rvert$: HAM's bias
-# approaches $\ell_1$, the sparsity-promoting norm (THEORY.md §8). The approach is slow,
-# like $1/\log\alpha$. We plot the shape $R(x)/R(1)$, which goes from $x^2$ to $\lvert x\rvert$.
+# approaches $\ell_1$, the sparsity-promoting norm (docs/theory/l2-l1.md#large-alpha). The
+# approach is slow, like $1/\log\alpha$. We plot the shape $R(x)/R(1)$, which goes from $x^2$
+# to $\lvert x\rvert$.
 
 # %%
 alphas = [1e-3, 1.0, 10.0, 1e3, 1e6]
@@ -218,7 +219,8 @@ plt.show()
 # scalar equation with `scipy.optimize.brentq` for HAM with $\alpha = 10$ and compare with
 # `predict_limit`.
 #
-# **Exercise 3.** Negative $\alpha$ (the paper's open question, THEORY.md §11):
+# **Exercise 3.** Negative $\alpha$ (the paper's open question,
+# docs/theory/negative-alpha.md#negative-alpha):
 # `HAMGeometry(-2.0)` has inverse metric $1 - 2\lvert x\rvert$, which vanishes at
 # $\lvert x\rvert = 1/2$. Plot its inverse metric and potential on $(-\tfrac12, \tfrac12)$.
 # What does the potential do at the edge, and what does that mean for a mirror flow?

@@ -6,7 +6,8 @@
 # classic fix is explicit $\ell_1$ minimisation, $\min_{Ax=y}\lVert x\rVert_1$, which recovers
 # $x^\star$ exactly once $d$ is a few times $k\log(n/k)$. HAM gets there *implicitly*.
 #
-# **The HAM step** (THEORY.md §2): a GD step followed by a hyperbolic step,
+# **The HAM step** (docs/theory/ham-step.md#ham-step): a GD step followed by a hyperbolic
+# step,
 # $$ \theta_{k+\frac12} = \theta_k - \eta g_k, \qquad
 #    \theta_{k+1} = \theta_{k+\frac12}\odot\exp\bigl(-\eta\,\alpha\,\mathrm{sign}(\theta_{k+\frac12})\odot g_k\bigr),
 #    \qquad g_k = \nabla f(\theta_k). $$
@@ -14,7 +15,8 @@
 # $$ x_\alpha = \arg\min_{Ax=y} D_{R_\alpha}(x, x_0), $$
 # and for $x_0 = 0$ at $\arg\min_{Ax=y}R_\alpha(x)$. Since $R_\alpha\to\tfrac12\lVert x\rVert_2^2$
 # as $\alpha\to0$ and $\tfrac{\alpha}{\log\alpha}R_\alpha\to\lVert x\rVert_1$ as $\alpha\to\infty$
-# (THEORY.md §8), the single knob $\alpha$ slides the bias from $\ell_2$ to $\ell_1$.
+# (docs/theory/l2-l1.md#l2-l1), the single knob $\alpha$ slides the bias from $\ell_2$ to
+# $\ell_1$.
 
 # %%
 import os
@@ -56,7 +58,7 @@ print(f"d={d}, n={n}, k={k}: min-l2 error {rel_err(x_l2):.2f}, min-l1 error {rel
 # We compute $x_\alpha$ with `predict_limit` (a Newton solve of the dual, certified by its KKT
 # residual) for $\alpha$ from $10^{-2}$ to $10^{8}$, and check a few values against actual
 # GD+HYP\* runs with step $\eta = 0.5/\bigl(L(1 + \alpha\max_i\lvert x_{\alpha,i}\rvert)\bigr)$
-# (the stability condition of THEORY.md §11 with a margin).
+# (the stability condition of docs/theory/stability.md#stability with a margin).
 
 # %%
 alphas = np.logspace(-2, 8, 11 if QUICK else 21)
@@ -158,7 +160,7 @@ print(f"fitted exponent of the distance for alpha >= 1e4: {slope:.2f}")
 # ## The initialisation caveat: sign anchoring
 #
 # With $x_0 \ne 0$ the limit minimises $D_{R_\alpha}(x, x_0)$, not $R_\alpha(x)$, and for large
-# $\alpha$ (THEORY.md §8)
+# $\alpha$ (docs/theory/l2-l1.md#sign-anchoring)
 # $$ \frac{\alpha}{\log\alpha}\,D_{R_\alpha}(x, x_0) \;\to\; \sum_i \bigl(\lvert x_i\rvert - \mathrm{sign}(x_{0,i})\,x_i\bigr). $$
 # This penalty is **zero** for any $x$ whose signs agree with those of $x_0$ and only charges
 # coordinates that disagree: the initial signs are anchored, and the bias is no longer
@@ -234,7 +236,7 @@ print(f"(m, w) run: loss {float(mw.loss[-1]):.1e}, distance to the m⊙w predict
 
 # %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
 # Solution 1: same flow, same limit; the maps differ only at sign flips by O(η²α g²) per step
-# (THEORY.md §9), so the two limits differ by O(η) at most.
+# (docs/theory/sign-choice.md#sign-choice), so the two limits differ by O(η) at most.
 a = 10.0
 pred = predict_limit(hb.HAMGeometry(a), problem)
 hyp = run_iterates(GDHyp(etas[a], a, star=False), problem, jnp.zeros(n), steps=steps,

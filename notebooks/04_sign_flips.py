@@ -6,7 +6,7 @@
 # geometries differ most. $m\odot w$ almost freezes coordinates near zero; HAM does not; and
 # the two variants HYP and HYP\* of the hyperbolic step treat the moment of a flip differently.
 #
-# **Where a flip happens** (THEORY.md §9). The GD half-step
+# **Where a flip happens** (docs/theory/sign-choice.md#sign-choice). The GD half-step
 # $\theta_{k+\frac12} = \theta_k - \eta g_k$ changes the sign of coordinate $i$ when
 # $\lvert\theta_{k,i}\rvert < \eta\lvert g_{k,i}\rvert$ and $g_{k,i}$ has the sign of
 # $\theta_{k,i}$. The hyperbolic step then multiplies by
@@ -128,7 +128,8 @@ key = jax.random.key(11)
 problem, x_star = hb.sparse_regression(key, d, n, k)
 x0 = jax.random.normal(jax.random.fold_in(key, 1), (n,)) / np.sqrt(n)
 L = float(problem.lipschitz())
-eta = 0.05 / L  # stable for HAM at α = 10: η(1 + α max|θ*|) L < 2 (THEORY.md §11)
+# stable for HAM at α = 10: η(1 + α max|θ*|) L < 2 (docs/theory/stability.md#stability)
+eta = 0.05 / L
 MW = r"$m\odot w$ (GD on $(m, w)$)"
 # label: (method, step size, steps, record stride): the same flow time and records for all;
 # flips_step sums the reversals of all steps between two records, so none is missed.
@@ -193,9 +194,9 @@ for name, r in results.items():
 # $m\odot w$: $\sqrt{\theta^2+\gamma^2}$; HAM: $1 + \alpha|\theta|$) put $F' = \theta/h$; then
 # $\tfrac{d}{dt}F(a) = -a\,\partial_a f = -w\,\partial_w f = \tfrac{d}{dt}F(w)$, so
 # $$ Q = F_a(a) - F_w(w) \quad\text{is conserved,} $$
-# with $F$ the regulariser $H$ of the $\beta > 0$ theory (THEORY.md §11): $\theta^2/2$,
-# $\sqrt{\theta^2+\gamma^2}-\gamma$, $H_\alpha$. If $a$ reaches $0$ first, $Q = -F_w(w) < 0$;
-# if $w$ does, $Q = F_a(a) > 0$. Hence
+# with $F$ the regulariser $H$ of the $\beta > 0$ theory (docs/theory/explicit-bias.md#h-alpha):
+# $\theta^2/2$, $\sqrt{\theta^2+\gamma^2}-\gamma$, $H_\alpha$. If $a$ reaches $0$ first,
+# $Q = -F_w(w) < 0$; if $w$ does, $Q = F_a(a) > 0$. Hence
 # $$ \text{success} \iff w_0 > 0 \ \text{and}\
 #    \bigl(a_0 \ge 0 \ \text{or}\ F_a(a_0) < F_w(w_0)\bigr). $$
 # With **one** metric on both layers $F_a = F_w$ is increasing in $|\theta|$, so the set is
@@ -237,7 +238,8 @@ from hambias.teacher_student import predicted_success_map
 a_grid = np.linspace(-2.0, 2.0, 21 if QUICK else 49)
 w_grid = np.linspace(-0.54, 2.06, 16 if QUICK else 40)
 eta_ts = 0.04 if QUICK else 0.02
-steps_ts = int(100 / eta_ts)  # flow time 100; (m, w) runs at twice the speed (THEORY.md §5)
+# flow time 100; (m, w) runs at twice the speed (docs/theory/mw-flow.md#mw-gamma)
+steps_ts = int(100 / eta_ts)
 alpha_layers = jnp.array([3.0, 0.0])  # α on a, α on w
 gamma_layers = jnp.array([1.0, 0.05])  # a Sign-In-like balance: large on a, small on w
 # GD is GD+HYP* at α = 0 (the hyperbolic factor is e⁰ = 1), and Sign-In with one γ on both

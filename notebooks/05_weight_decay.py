@@ -6,7 +6,8 @@
 # decay term $\beta$,
 # $$ \theta_{k+1} = \theta_{k+\frac12}\odot\exp\bigl(-\eta(\alpha\,\mathrm{sign}(\theta_{k+\frac12})\odot g_k + \beta)\bigr),
 #    \qquad \dot\theta = -(1+\alpha\lvert\theta\rvert)\odot\nabla f(\theta) - \beta\theta . $$
-# With $\beta > 0$ the story changes completely (THEORY.md §11, our derivation):
+# With $\beta > 0$ the story changes completely (our derivation,
+# docs/theory/explicit-bias.md#explicit-bias):
 # the flow is the Riemannian gradient flow, in the same metric $1 + \alpha\lvert\theta\rvert$, of
 # $$ F(\theta) = f(\theta) + \beta H_\alpha(\theta), \qquad
 #    H_\alpha(\theta) = \sum_i\frac{\alpha\lvert\theta_i\rvert - \log(1 + \alpha\lvert\theta_i\rvert)}{\alpha^2}, $$
@@ -47,7 +48,10 @@ def rel(x, ref):
 
 
 def H(theta, alpha):
-    """The explicit regulariser H_α of one coordinate (THEORY.md §11), for plotting."""
+    """The explicit regulariser H_α of one coordinate, for plotting.
+
+    See docs/theory/explicit-bias.md#h-alpha.
+    """
     u = alpha * np.abs(theta)
     return (u - np.log1p(u)) / alpha**2
 

@@ -12,7 +12,8 @@
 # * the points are cut into chunks, each chunk runs as **one** batched `lax.scan`, sharded over
 #   all devices (CPU cores or GPUs), and is written to a zarr store with a "done" marker, so a
 #   killed sweep resumes where it stopped and ends with the same bits;
-# * each point also gets its implicit-bias prediction (THEORY.md §7, §11), so the store holds
+# * each point also gets its implicit-bias prediction (docs/theory/implicit-bias.md#implicit-bias,
+#   docs/theory/explicit-bias.md#explicit-bias), so the store holds
 #   `recovery_error` $=\lVert x_T - x^\star\rVert/\lVert x^\star\rVert$,
 #   `prediction_error` $=\lVert x_T - x_{\mathrm{pred}}\rVert/\lVert x_{\mathrm{pred}}\rVert$,
 #   the convergence step, divergence flags, and more.
@@ -46,7 +47,7 @@ print(f"stores go to {workdir}; devices: {jax.devices()}")
 # Notebook 3 predicted *sign anchoring*: with $x_0 = s z$ the large-$\alpha$ limit is sparse only
 # if $\alpha s\lesssim 1$. Here the iterates themselves are run over the grid. The step size must
 # be stable for the largest $\alpha$: $\eta(1 + \alpha\max\lvert\theta^\star\rvert)\lambda_{\max} < 2$
-# (THEORY.md §11).
+# (docs/theory/stability.md#stability).
 
 # %%
 recovery_raw = {  # the same keys as a TOML file: see examples/sweeps/
@@ -210,7 +211,8 @@ for j, a in enumerate(alphas):
     print(f"alpha={a:5g}: largest stable eta on the grid {largest:.4g}, eta_crit {eta_crit[j]:.4g}")
 
 # %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
-# Solution 3: the same flow and the same limits (THEORY.md §9): the two diagrams agree up to O(η).
+# Solution 3: the same flow and the same limits (docs/theory/sign-choice.md#sign-choice): the
+# two diagrams agree up to O(η).
 both = SweepConfig.from_dict({**recovery_raw,
                               "grid": {**recovery_raw["grid"], "method": ["hyp_star", "hyp"]}})
 run_sweep(both, workdir / "recovery_both", quiet=True)

@@ -1,8 +1,10 @@
-"""Paper checks: one module per claim of THEORY.md, each with ``run(...)`` and ``main(argv)``.
+"""Paper checks: one module per claim of the theory pages, with ``run(...)`` and ``main(argv)``.
 
-The registry :data:`CHECKS` lists them in THEORY.md order; :func:`run_check` runs one.
-Modules are named by content; the paper's theorem number (where known) is in each
-module's docstring.  ``hambias check`` (:mod:`hambias.report`) runs them all.
+The theory pages start at docs/theory/index.md#theory.  The registry :data:`CHECKS` lists
+the checks in the order of their section numbers (§1–§12, which
+docs/theory/index.md#section-map maps to pages); :func:`run_check` runs one.  Modules are
+named by content; the paper's theorem number (where known) is in each module's docstring.
+``hambias check`` (:mod:`hambias.report`) runs them all.
 
 >>> from paper_checks import CHECKS
 >>> "implicit_bias" in CHECKS
@@ -19,7 +21,8 @@ from ._core import FAIL, NOT_CHECKED, NOTE, PASS, CheckResult, Claim
 __all__ = ["CHECKS", "load", "run_check", "CheckResult", "Claim", "PASS", "FAIL",
            "NOT_CHECKED", "NOTE"]
 
-#: check name → THEORY.md sections it covers (the module ``paper_checks.<name>``).
+#: check name → the sections (§n, see docs/theory/index.md#section-map) it covers; the check is
+#: the module ``paper_checks.<name>``.
 CHECKS: dict[str, str] = {
     "inverse_metrics": "§1, §10",
     "ham_step": "§2",

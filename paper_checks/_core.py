@@ -49,7 +49,8 @@ class Claim:
 
     Attributes:
         name: short identifier, unique within its check.
-        section: THEORY.md section, e.g. ``"§7"``.
+        section: the section number, e.g. ``"§7"``; docs/theory/index.md#section-map maps
+            each number to its page.
         statement: the claim in one sentence.
         measured: what was measured (a number, or a short text).
         expected: the expected value or bound, as text.
@@ -156,7 +157,10 @@ def claim_true(name, section, statement, ok: bool, *, measured, expected, tolera
 
 
 def note(name, section, statement, *, detail="") -> Claim:
-    """A statement reported for information (THEORY.md §12 uncertainties): never a pass."""
+    """A statement reported for information, never a pass.
+
+    For the uncertainties of docs/theory/uncertainties.md#uncertainties.
+    """
     return Claim(name, section, statement, None, "—", "—", "not a numerical claim", NOTE, detail)
 
 
@@ -352,7 +356,10 @@ def ham_iterates(problem, x0, *, eta: float, alpha: float, steps: int, beta: flo
 
 
 def ham_step_size(problem, alpha: float, x_scale: float, *, c: float = 0.5) -> float:
-    """η₀ = c / (L (1 + α max|x|)): the stable step of THEORY.md §7 and §11."""
+    """η₀ = c / (L (1 + α max|x|)), a stable step.
+
+    See docs/theory/implicit-bias.md#implicit-bias-measured and docs/theory/stability.md#stability.
+    """
     return c / (float(problem.lipschitz()) * (1.0 + abs(alpha) * x_scale))
 
 

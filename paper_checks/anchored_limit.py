@@ -1,15 +1,16 @@
 """α → ∞ from x₀ ≠ 0: the HAM limit tends to the KL projection of x₀ in its sign orthant.
 
-Derivation (THEORY.md §4, §8; same signs s = sign(x) = sign(x₀), α|x|, α|x₀| ≫ 1).  With
-r_α(x) = [(1 + α|x|)log(1 + α|x|) − α|x|]/α² and L = log α,
+Derivation (docs/theory/potential.md#potential, docs/theory/l2-l1.md#kl-limit; same signs
+s = sign(x) = sign(x₀), α|x|, α|x₀| ≫ 1).  With r_α(x) = [(1 + α|x|)log(1 + α|x|) − α|x|]/α²
+and L = log α,
 
     r_α(x) = |x|(L + log|x| − 1)/α + (L + log|x| + 1)/α² + O(α⁻³),
     α·D_{R_α}(x, x₀) = KL(x, x₀) + E(x)/α + O(α⁻²)                       (log α cancels)
     KL(x, x₀) = Σ |x_i| log(|x_i|/|x₀_i|) − |x_i| + |x₀_i|,  E(x) = Σ log(|x_i|/|x₀_i|) − |x_i|/|x₀_i| + 1,
 
 while a coordinate of the opposite sign costs 2|x_i| log α in α·D: the leading term
-(α/log α)·D → J(x) = Σ(|x_i| − sign(x₀_i) x_i) (THEORY.md §8) only confines the limit to
-x₀'s orthant, where J ≡ 0.  The next order selects the point:
+(α/log α)·D → J(x) = Σ(|x_i| − sign(x₀_i) x_i) (docs/theory/l2-l1.md#sign-anchoring) only
+confines the limit to x₀'s orthant, where J ≡ 0.  The next order selects the point:
 
     x_α = argmin_{Ax=y} D_{R_α}(x, x₀)  →  x_KL = argmin_{Ax=y, sign(x)=sign(x₀)} KL(x, x₀),
     x_KL = x₀ ⊙ exp(sign(x₀) ⊙ Aᵀν)  (exponentiated-gradient form; ν solves A x_KL = y),
@@ -205,7 +206,8 @@ def _expansion(ctx):
         claim_range("anchored_leading_order", "§8",
                     "off the orthant (α/log α)·D/J − 1 = O(1/log α), J = Σ(|x| − sign(x₀)x)",
                     abs(lead - 1.0) * np.log(a), hi=LEADING_BOUND,
-                    why="THEORY.md §8's leading term; the KL part is O(1/log α) of it",
+                    why="the leading term of docs/theory/l2-l1.md#sign-anchoring; the KL part "
+                        "is O(1/log α) of it",
                     detail=f"(α/log α)D/J = {lead:.6g} at α = {a:g}"),
     ]
 

@@ -1,4 +1,6 @@
-"""The exponential step is first-order m⊙w (THEORY.md §6; paper Thm 3.1).
+"""The exponential step is first-order m⊙w (paper Thm 3.1).
+
+Theory: docs/theory/exp-step.md#exp-step.
 
 With m₀ = sign(θ₀)w₀, w₀ = √|θ₀| (balanced, γ = 0), the update
 θ ⊙ exp(−η(2 sign(θ) ⊙ ∇f(θ) + 4β)) agrees with one GD step on (m, w) for
@@ -28,10 +30,11 @@ PAPER = "Thm 3.1"
 SEED = 6
 
 # O(η²) one-step differences over 5 halvings from η = 4e-3: O(η³) terms move the
-# fitted slope by well under 0.1 (THEORY.md §6 prescribes [1.9, 2.1]).
+# fitted slope by well under 0.1 (docs/theory/exp-step.md#exp-step-consequences prescribes
+# [1.9, 2.1]).
 SLOPE_LO, SLOPE_HI = 1.9, 2.1
 # The leading term η²x(sg + 2β)² has an O(η³) relative correction ~ η|g| ≤ 1e-2 at
-# η ≤ 1e-3; THEORY.md §6 allows 5 %.
+# η ≤ 1e-3; docs/theory/exp-step.md#exp-step-consequences allows 5 %.
 LEADING_RTOL = 0.05
 # The exact flow over time η is integrated by DOP853 at rtol 1e-13: its error is far
 # below the smallest difference measured (~1e-9).

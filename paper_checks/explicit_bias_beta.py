@@ -1,4 +1,6 @@
-"""β > 0 replaces the implicit bias by an explicit one (THEORY.md §11; our derivation).
+"""β > 0 replaces the implicit bias by an explicit one (our derivation).
+
+Theory: docs/theory/explicit-bias.md#explicit-bias.
 
 The HAM flow with β > 0 is the Riemannian gradient flow, in the HAM metric, of
 F(θ) = f(θ) + βH_α(θ), H_α(θ) = Σ[α|θ_i| − log(1 + α|θ_i|)]/α², so for convex f it
@@ -30,7 +32,7 @@ from ._core import (
 
 NAME = "explicit_bias_beta"
 TITLE = "β > 0: explicit bias argmin f + βH_α, independent of x₀"
-PAPER = "not in the paper (THEORY.md §12.7)"
+PAPER = "not in the paper (docs/theory/uncertainties.md#u7)"
 SEED = 14
 
 BETA = 0.05
@@ -41,7 +43,8 @@ SCIPY_RTOL = 1e-9
 NEWTON_POLISH = 8
 # Flow endpoints (rtol 1e-10, steady state 1e-12 of the initial residual) vs the minimiser.
 FLOW_RTOL = 1e-6
-# GD+HYP* with β at η₀/4: O(η) error (as THEORY.md §7: ≤ 7e-4 at η₀/8 for α ≤ 10).
+# GD+HYP* with β at η₀/4: O(η) error (as for β = 0: ≤ 7e-4 at η₀/8 for α ≤ 10,
+# docs/theory/implicit-bias.md#implicit-bias-measured).
 ITERATE_RTOL = 5e-3
 # α → 0: H_α − θ²/2 = O(α|θ|³), so at α = 1e-4 the minimiser moves ~1e-4 relative from ridge.
 RIDGE_RTOL = 1e-3

@@ -1,4 +1,6 @@
-"""The HAM flow is the η → 0 limit of GD+HYP and GD+HYP* (THEORY.md §3; paper Thm 4.2 / B.6).
+"""The HAM flow is the η → 0 limit of GD+HYP and GD+HYP* (paper Thm 4.2 / B.6).
+
+Theory: docs/theory/ham-flow.md#ham-flow.
 
 dθ_t = −(1 + α|θ_t|) ⊙ ∇f(θ_t) dt − βθ_t dt.
 
@@ -35,7 +37,8 @@ ALPHA, BETA = 2.0, 0.1
 # The vector field is a closed formula evaluated two ways: a few roundings.
 FIELD_RTOL = 1e-13
 # Local error O(η²) and global error O(η), fitted over η-halvings with ηα|g| ≤ 0.1
-# (THEORY.md §3 measured 1.99 and 1.00–1.02): ±0.1 leaves room for the next order.
+# (docs/theory/ham-flow.md#flow-order measured 1.99 and 1.00–1.02): ±0.1 leaves room for the
+# next order.
 LOCAL_LO, LOCAL_HI = 1.9, 2.1
 GLOBAL_LO, GLOBAL_HI = 0.9, 1.1
 # Reference flows at rtol 1e-12: their error is far below the smallest measured difference.

@@ -1,4 +1,6 @@
-"""The HAM step: GD + HYP*, its optax form and the wrapper-faithful variant (THEORY.md §2).
+"""The HAM step: GD + HYP*, its optax form and the wrapper-faithful variant.
+
+Theory: docs/theory/ham-step.md#ham-step.
 
 θ_{k+½} = OptimizerStep(θ_k, g_k, η);  θ_{k+1} = θ_{k+½} ⊙ exp(−η(α sign(θ_{k+½}) ⊙ g_k + β)),
 with the raw gradient g_k in the hyperbolic step whatever the base optimizer.  The

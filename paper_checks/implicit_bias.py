@@ -1,4 +1,6 @@
-"""Implicit bias of HAM on underdetermined least squares (THEORY.md §7; paper Thm 4.5).
+"""Implicit bias of HAM on underdetermined least squares (paper Thm 4.5).
+
+Theory: docs/theory/implicit-bias.md#implicit-bias.
 
 With β = 0, the HAM flow from x₀ on f(x) = ‖Ax − y‖²/(2d) ends at
 x_∞ = argmin_{Ax=y} D_{R_α}(x, x₀); GD+HYP* reaches it up to O(η).
@@ -36,19 +38,23 @@ PAPER = "Thm 4.5"
 SEED = 7
 
 # Newton's certificate is ~1e-15; cvxpy (Clarabel at 1e-10) gives x to 1e-9 … 1e-5
-# relative for α ∈ [0.1, 100] (THEORY.md §7, MEASUREMENTS.md): 1e-5 is that accuracy.
+# relative for α ∈ [0.1, 100] (docs/theory/implicit-bias.md#cvxpy-forms,
+# docs/baselines.md#prediction-cost): 1e-5 is that accuracy.
 CVXPY_RTOL = 1e-5
-# First-order method: error ∝ η. THEORY.md §7 measured slopes 0.99–1.07; ±0.2 leaves
-# room for the O(η²) term at the largest step.
+# First-order method: error ∝ η. The measured slopes were 0.99–1.07
+# (docs/theory/implicit-bias.md#implicit-bias-measured); ±0.2 leaves room for the O(η²) term
+# at the largest step.
 ORDER_LO, ORDER_HI = 0.8, 1.2
 # At η₀/8 the relative error was 2e-5 (α = 0.1) … 7e-4 (α = 10) on 20×100; 5e-3 bounds
 # the O(η) error for α ≤ 10 with a margin for other seeds.
 ITERATE_RTOL = 5e-3
 # The flow is integrated to its steady state at tolerances 1e-10; its endpoint
-# matched the dual prediction to ≤ 4e-11 (MEASUREMENTS.md): 1e-7 leaves solver slack.
+# matched the dual prediction to ≤ 4e-11 (docs/baselines.md#flows-to-infinity): 1e-7 leaves
+# solver slack.
 FLOW_RTOL = 1e-7
 # The bias must be visible: relative distance to the min-L2 interpolant at α = 100
-# was 0.40 on 20×100 (THEORY.md §7); it must exceed 0.1 and grow with α.
+# was 0.40 on 20×100 (docs/theory/implicit-bias.md#implicit-bias-measured); it must exceed 0.1
+# and grow with α.
 BIAS_MIN = 0.1
 
 
@@ -71,7 +77,8 @@ def _solvers_agree(ctx):
         out.append(claim_range(f"newton_vs_cvxpy_alpha{alpha:g}", "§7",
                                f"Newton and cvxpy give the same limit (α = {alpha:g})",
                                _rel(cvx.x, newton.x), hi=CVXPY_RTOL,
-                               why="cvxpy's accuracy at tolerance 1e-10 (THEORY.md §7)",
+                               why="cvxpy's accuracy at tolerance 1e-10 "
+                                   "(docs/theory/implicit-bias.md#cvxpy-forms)",
                                detail=f"Newton KKT {newton.kkt_residual:.1e}, "
                                       f"{cvx.solver} KKT {cvx.kkt_residual:.1e}"))
     return out
@@ -97,7 +104,8 @@ def _iterates_reach(ctx):
         out.append(claim_range(f"iterate_error_alpha{alpha:g}", "§7",
                                f"GD+HYP* at η₀/8 is within O(η) of the prediction (α = {alpha:g})",
                                errs[-1], hi=ITERATE_RTOL,
-                               why="THEORY.md §7 measured 2e-5 … 7e-4 at η₀/8"))
+                               why="measured 2e-5 … 7e-4 at η₀/8 "
+                                   "(docs/theory/implicit-bias.md#implicit-bias-measured)"))
         out.append(claim_range(f"iterate_order_alpha{alpha:g}", "§7",
                                f"the iterate error halves when η halves (α = {alpha:g})",
                                loglog_slope(etas, errs), lo=ORDER_LO, hi=ORDER_HI,
@@ -137,7 +145,9 @@ def _bias_nontrivial(ctx):
                        "‖x_α − x_L2‖/‖x_L2‖ increases with α and exceeds 0.1 at α = 100",
                        bool(np.all(np.diff(dist) > 0) and dist[-1] > BIAS_MIN),
                        measured=dist, expected=f"increasing, last > {BIAS_MIN}",
-                       tolerance="strict monotonicity", why="THEORY.md §7: 1.4e-3 … 0.40")]
+                       tolerance="strict monotonicity",
+                       why="measured 1.4e-3 … 0.40 "
+                           "(docs/theory/implicit-bias.md#implicit-bias-measured)")]
 
 
 def _figures(ctx):

@@ -1,10 +1,13 @@
-"""Inverse metrics of GD, m⊙w and HAM, and the 1-D race they imply (THEORY.md §1, §10).
+"""Inverse metrics of GD, m⊙w and HAM, and the 1-D race they imply.
 
-Table of §1: g⁻¹ = 1 (GD), √(θ² + γ²) (m⊙w, paper normalisation), 1 + α|θ| (HAM),
-each equal to 1/R'' of its potential.  On f(θ) = (θ − 2.5)²/2 from θ₀ = −2.5 the
-flow ẋ = −g⁻¹(θ)(θ − 2.5) crosses zero at t₀ = ∫_{θ₀}^{0} dθ / (g⁻¹(θ)(2.5 − θ)):
-HAM first (its metric never drops below 1), then GD (t₀ = ln 2), m⊙w with small γ
-last (its metric vanishes at 0: it is stuck near 0 for a time ~ log(1/γ)/2.5).
+Theory: docs/theory/setting.md#inverse-metrics, docs/theory/pl-rate.md#pl-rate.
+
+The table of inverse metrics: g⁻¹ = 1 (GD), √(θ² + γ²) (m⊙w, paper normalisation),
+1 + α|θ| (HAM), each equal to 1/R'' of its potential.  On f(θ) = (θ − 2.5)²/2 from
+θ₀ = −2.5 the flow ẋ = −g⁻¹(θ)(θ − 2.5) crosses zero at
+t₀ = ∫_{θ₀}^{0} dθ / (g⁻¹(θ)(2.5 − θ)): HAM first (its metric never drops below 1), then
+GD (t₀ = ln 2), m⊙w with small γ last (its metric vanishes at 0: it is stuck near 0 for a
+time ~ log(1/γ)/2.5).
 """
 
 from __future__ import annotations

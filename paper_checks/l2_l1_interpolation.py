@@ -1,4 +1,6 @@
-"""L2 ↔ L1 interpolation of R_α (THEORY.md §8; paper Thm 4.6).
+"""L2 ↔ L1 interpolation of R_α (paper Thm 4.6).
+
+Theory: docs/theory/l2-l1.md#l2-l1.
 
 R_α(x) = x²/2 − α|x|³/6 + O(α²) → ½x² as α → 0; (α/log(1+α)) R_α(x) → |x| as α → ∞
 (slowly, ~1/log α).  With x₀ = 0 the implicit-bias point moves from the min-L2 to the
@@ -33,7 +35,7 @@ TITLE = "L2 ↔ L1 interpolation"
 PAPER = "Thm 4.6"
 SEED = 8
 
-# THEORY.md §8 bounds: sup_{|x|≤2}|R_α − x²/2| ≤ 2α for α ≤ 1e-2 (the cubic term gives
+# docs/theory/l2-l1.md#l2-l1 bounds: sup_{|x|≤2}|R_α − x²/2| ≤ 2α for α ≤ 1e-2 (the cubic term gives
 # 8α/6); sup_{|x|≤2}|αR_α/log(1+α) − |x||·log α ≤ 1.2 for α ≥ 1e2 (measured ~1.0).
 SMALL_ALPHA_FACTOR = 2.0
 LARGE_ALPHA_BOUND = 1.2
@@ -66,7 +68,8 @@ def _limits(ctx):
                     small, hi=SMALL_ALPHA_FACTOR, why="cubic term α|x|³/6 ≤ 8α/6 on |x| ≤ 2"),
         claim_range("large_alpha_l1", "§8",
                     "sup_{|x|≤2}|αR_α/log(1+α) − |x|| · log α ≤ 1.2 for α ≥ 1e2", large,
-                    hi=LARGE_ALPHA_BOUND, why="THEORY.md §8 bound; the error decays as 1/log α"),
+                    hi=LARGE_ALPHA_BOUND,
+                    why="bound of docs/theory/l2-l1.md#large-alpha; the error decays as 1/log α"),
     ]
 
 
@@ -90,7 +93,8 @@ def _interpolants(ctx):
         claim_true("l1_limit_monotone", "§8",
                    "‖x_α − x_L1‖ decreases over α ∈ {1e2, 1e4, 1e6, 1e8}",
                    bool(np.all(np.diff(d1) < 0)), measured=d1, expected="strictly decreasing",
-                   tolerance="strict order", why="(α/log α)R_α → ‖·‖₁, slowly (THEORY.md §8)"),
+                   tolerance="strict order",
+                   why="(α/log α)R_α → ‖·‖₁, slowly (docs/theory/l2-l1.md#large-alpha)"),
     ]
 
 

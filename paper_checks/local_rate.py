@@ -1,4 +1,6 @@
-"""The local rate of a mirror flow near its limit, sharper than the PL bound (THEORY.md §10).
+"""The local rate of a mirror flow near its limit, sharper than the PL bound.
+
+Theory: docs/theory/pl-rate.md#local-rate.
 
 Derivation.  On f(x) = ‖Ax − y‖²/(2d) the residual r = Ax − y of the flow
 ẋ = −g⁻¹(x) ⊙ ∇f(x) obeys ṙ = A ẋ = −A diag(g⁻¹(x)) Aᵀ r / d.  Near the limit x∞

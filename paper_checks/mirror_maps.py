@@ -95,7 +95,8 @@ def references() -> dict:
 # -- tolerances ------------------------------------------------------------------------
 # The agreement the issue asks for; measured ~3e-14 (maps) and ~1e-15 (predictions).
 AGREE_RTOL = 1e-9
-# THEORY.md §4 identities on the numeric maps (quadrature ~2 ulp, Newton to round-off).
+# The identities of docs/theory/potential.md#potential-checks on the numeric maps (quadrature
+# ~2 ulp, Newton to round-off).
 IDENTITY_RTOL = 1e-12
 # R'' = 1/h by central differences of the quadrature mirror map at step 1e-4|θ|:
 # truncation (h'/h·1e-4|θ|)²/6 ≲ 1e-8·(θh'/h)², round-off 1e-12; measured ≤ 3e-9.
@@ -222,7 +223,8 @@ def _identities(ctx):
         out.append(claim_range(
             f"identities_{label}", "§4",
             f"h = {label}: inverse∘map = id and the Fenchel identity (relative)",
-            max(rt, fench), hi=IDENTITY_RTOL, why="THEORY.md §4 tolerance",
+            max(rt, fench), hi=IDENTITY_RTOL,
+            why="the tolerance of docs/theory/potential.md#potential-checks",
             detail=f"round trip {rt:.2g}, Fenchel {fench:.2g}"))
         out.append(claim_range(
             f"curvature_{label}", "§4", f"h = {label}: R'' = 1/h by differences of the mirror map",

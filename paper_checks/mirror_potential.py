@@ -1,4 +1,6 @@
-"""The Bregman potential R_α of HAM and its mirror map (THEORY.md §4; paper Lemma 4.4).
+"""The Bregman potential R_α of HAM and its mirror map (paper Lemma 4.4).
+
+Theory: docs/theory/potential.md#potential.
 
 R_α(x) = Σ[(1 + α|x|) log(1 + α|x|) − α|x|]/α², ∇R_α = sign(x) log(1 + α|x|)/α,
 (∇R_α)⁻¹(φ) = sign(φ)(e^{α|φ|} − 1)/α, R_α*(φ) = Σ(e^{α|φ|} − 1 − α|φ|)/α².
@@ -26,10 +28,11 @@ SEED = 4
 
 ALPHAS = (1e-3, 1e-1, 1.0, 10.0, 1e3)
 # Central differences with relative step h = 1e-4|x|: truncation ~h²R'''/R' ≈ 1e-8,
-# roundoff ~eps/1e-4 ≈ 2e-12; THEORY.md §4 asks for 1e-6.
+# roundoff ~eps/1e-4 ≈ 2e-12; docs/theory/potential.md#potential-checks asks for 1e-6.
 FD_RTOL = 1e-6
 FD_STEP = 1e-4
-# Inverse map and Fenchel identity: a few roundings of exp/log (THEORY.md §4: 1e-12).
+# Inverse map and Fenchel identity: a few roundings of exp/log
+# (docs/theory/potential.md#potential-checks: 1e-12).
 ROUND_TRIP_RTOL = 1e-12
 # sympy's lambdified closed forms vs the series-guarded numerics: away from the series
 # cut-off α|x| < 1e-2 both are accurate to ~1e-14; 1e-10 allows the cut-off region.

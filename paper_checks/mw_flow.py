@@ -1,4 +1,6 @@
-"""The m⊙w flow, its potential and the γ convention (THEORY.md §5; PILoT, paper Sec. 3).
+"""The m⊙w flow, its potential and the γ convention (PILoT, paper Sec. 3).
+
+Theory: docs/theory/mw-flow.md#mw-flow.
 
 GD on F(m, w) = f(m⊙w) + λ(‖m‖² + ‖w‖²) gives ẋ = −2√(x² + γ_t²)∇f − 4λx with
 γ_t = |m₀² − w₀²| e^{−4λt}/2.  For λ = 0 the limit is argmin_{Ax=y} D_{ψ_γ}(x, x₀) with
@@ -32,9 +34,11 @@ SEED = 5
 
 GAMMA = 0.05
 # GD on (m, w) reaches the γ = |c|/2 prediction to O(η): 7e-5 relative at η = 1e-3 on
-# 20×100 (THEORY.md §5); 2e-3 bounds it at the step used here with margin for the seed.
+# 20×100 (docs/theory/mw-flow.md#pilot-constant); 2e-3 bounds it at the step used here with
+# margin for the seed.
 LIMIT_RTOL = 2e-3
-# The γ = |c| prediction is missed by 0.12 (THEORY.md §5): require > 10× LIMIT_RTOL.
+# The γ = |c| prediction is missed by 0.12 (docs/theory/mw-flow.md#pilot-constant): require
+# > 10× LIMIT_RTOL.
 CONTROL_MIN = 2e-2
 # Weight decay: c_K/c₀ = Π((1 − 2ηλ)² − η²g²) = e^{−4λt}(1 + O(η t)); at η = 1e-3,
 # t = 2 the relative error is ~1e-2 at most; e^{−λt} (arXiv v1 reading) is off by e^{−3λt}.
@@ -70,11 +74,13 @@ def _limit(ctx):
     ctx.data["mw_order"] = (np.array(etas), np.array(errs))
     out = [
         claim_range("gamma_half_limit", "§5", "(m, w)-GD ends at the γ = |m₀² − w₀²|/2 prediction",
-                    errs[-1], hi=LIMIT_RTOL, why="O(η) discretisation (THEORY.md §5: 7e-5)",
+                    errs[-1], hi=LIMIT_RTOL,
+                    why="O(η) discretisation (docs/theory/mw-flow.md#pilot-constant: 7e-5)",
                     detail=f"γ = {g_half:g}, η = {etas[-1]:g}"),
         claim_range("gamma_full_control", "§5",
                     "negative control: it misses the γ = |m₀² − w₀²| (PILoT constant) prediction",
-                    _rel(res.x, ctrl), lo=CONTROL_MIN, why="THEORY.md §5: missed by 0.12"),
+                    _rel(res.x, ctrl), lo=CONTROL_MIN,
+                    why="missed by 0.12 (docs/theory/mw-flow.md#pilot-constant)"),
     ]
     if len(etas) >= 3:
         out.append(claim_range("mw_order", "§5", "the (m, w)-GD error to the prediction is O(η)",

@@ -1,4 +1,6 @@
-"""Negative α: a Legendre barrier on the box |θ| < 1/|α| (THEORY.md §11, exploratory).
+"""Negative α: a Legendre barrier on the box |θ| < 1/|α| (exploratory).
+
+Theory: docs/theory/negative-alpha.md#negative-alpha.
 
 For α = −k < 0 the inverse metric 1 − k|θ| vanishes at |θ| = 1/k; inside the box the
 flow is the mirror flow of R_{−k}(x) = Σ[(1 − k|x|) log(1 − k|x|) + k|x|]/k², whose

@@ -1,4 +1,6 @@
-"""Linear convergence under PL and HAM's speed-up over GD and m⊙w (THEORY.md §10; paper Thm 4.3).
+"""Linear convergence under PL and HAM's speed-up over GD and m⊙w (paper Thm 4.3).
+
+Theory: docs/theory/pl-rate.md#pl-rate.
 
 With β = 0 and f PL with constant λ (‖∇f‖² ≥ λ(f − f*)), along the HAM flow
 f(θ_t) − f* ≤ (f(θ₀) − f*) e^{−λ∫(1 + α min|θ|)} ≤ (f(θ₀) − f*) e^{−λt}: never slower
@@ -121,7 +123,8 @@ def _speed(ctx):
     return [claim_true("speed_order", "§10",
                        "t(1e-6 gap): HAM α = 10 < HAM α = 1 < GD < m⊙w γ = 0.01",
                        bool(np.all(np.diff(order) > 0)), measured=[round(v, 4) for v in order],
-                       expected="strictly increasing (THEORY.md §10: 0.48 < 1.73 < 2.71)",
+                       expected="strictly increasing "
+                                "(docs/theory/pl-rate.md#pl-rate: 0.48 < 1.73 < 2.71)",
                        tolerance="strict order", why="the metric 1 + α|θ| ≥ 1; √(θ² + γ²) → γ")]
 
 

@@ -1,10 +1,13 @@
-"""The underdetermined regression experiment (THEORY.md §11; paper Appendix D.1, set-up uncertain).
+"""The underdetermined regression experiment (paper Appendix D.1, set-up uncertain).
+
+Theory: docs/theory/regression-experiment.md#regression-experiment.
 
 d = 40 samples, n = 100 dimensions, A ~ N(0, 1), 5-sparse x*, x₀ = 0 or x₀ ~ N(0, 1/n),
 several seeds: ‖x_t − x*‖ along the flows of GD, GD+HYP* (the HAM flow, its η → 0
-limit, THEORY.md §3) and m⊙w at several γ, against the min-L1 solution.  Expected:
-with x₀ = 0 large α recovers x* (error more than 10× below GD at α = 1e4); with x₀ of
-scale 1/√n large α gets worse (sign anchoring, THEORY.md §8).
+limit, docs/theory/ham-flow.md#ham-flow) and m⊙w at several γ, against the min-L1
+solution.  Expected: with x₀ = 0 large α recovers x* (error more than 10× below GD at
+α = 1e4); with x₀ of scale 1/√n large α gets worse (sign anchoring,
+docs/theory/l2-l1.md#sign-anchoring).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ PAPER = "Appendix D.1"
 SEED = 100
 
 D, N, K = 40, 100, 5
-# THEORY.md §11: with x₀ = 0 the error at α = 1e4 falls by more than 10× against GD.
+# The expected outcome (docs/theory/regression-experiment.md#regression-experiment): with
+# x₀ = 0 the error at α = 1e4 falls by more than 10× against GD.
 RECOVERY_FACTOR = 10.0
 # Flow endpoints vs the dual-Newton predictions: rtol 1e-10 flows to a steady state
 # at 1e-12 of the initial residual; the slow m⊙w directions leave ~1e-6.
@@ -90,7 +94,9 @@ def _recovery(ctx):
     ham = float(np.mean(final[("x₀ = 0", "HAM flow α = 1e4")]))
     return [
         claim_range("recovery_x0_zero", "§11", "mean ‖x_∞ − x*‖/‖x*‖: GD / HAM(α = 1e4) > 10",
-                    gd / ham, lo=RECOVERY_FACTOR, why="THEORY.md §11 expected outcome",
+                    gd / ham, lo=RECOVERY_FACTOR,
+                    why="expected outcome of "
+                        "docs/theory/regression-experiment.md#regression-experiment",
                     detail=f"GD {gd:.3g}, HAM α = 1e4 {ham:.3g}, min-L1 {l1:.3g}"),
         claim_range("endpoints_are_predictions", "§11",
                     "every flow ends at its predicted argmin D_R(x, x₀)", max(endpoint),
@@ -105,7 +111,8 @@ def _anchoring(ctx):
     b = float(np.mean(final[("x₀ = 0", "HAM flow α = 1e4")]))
     return [claim_true("worse_with_x0", "§11", "error(x₀ ~ 1/√n) > error(x₀ = 0) at α = 1e4",
                        a > b, measured=[round(a, 4), round(b, 4)], expected="first > second",
-                       tolerance="strict", why="α|x₀| ≫ 1 anchors signs (THEORY.md §8)")]
+                       tolerance="strict",
+                       why="α|x₀| ≫ 1 anchors signs (docs/theory/l2-l1.md#sign-anchoring)")]
 
 
 def _figures(ctx):

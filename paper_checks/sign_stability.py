@@ -1,7 +1,10 @@
-"""HYP vs HYP*: the two sign choices differ only at a sign flip, by O(η²) (THEORY.md §9).
+"""HYP vs HYP*: the two sign choices differ only at a sign flip, by O(η²).
+
+Theory: docs/theory/sign-choice.md#sign-choice (the paper's exact statement on sign stability
+is uncertain).
 
 Paper: the HYP* variant is the paper's Algorithm 1; the flow of HYP* is paper Thm B.6
-(the exact statement on sign stability is uncertain, THEORY.md §12.1).
+(theorem numbers: docs/theory/uncertainties.md#u1).
 
 Claims:
 * on coordinates whose sign changes in the GD step, |Φ − Φ*| = 2|θ_{k+½}| e^{−ηβ}|sinh(ηα g_k)|;
@@ -38,7 +41,8 @@ SEED = 9
 # numbers of size |θ_½|, so 1e-12 relative leaves ~100 eps of room.
 IDENTITY_RTOL = 1e-12
 # An O(η²) difference measured over 5 halvings of η with ηα ≤ 0.1: the O(η³)
-# correction moves the fitted slope by < 0.05 (THEORY.md §3, §9: measured 1.99).
+# correction moves the fitted slope by < 0.05 (measured 1.99: docs/theory/ham-flow.md#flow-order,
+# docs/theory/sign-choice.md#sign-choice).
 SLOPE_LO, SLOPE_HI = 1.9, 2.1
 
 

@@ -3,8 +3,9 @@
 Student a·σ(w·x), teacher a*·σ(w*·x) with a* = w* = 1, σ = ReLU, x ~ N(0, 1), population
 loss (:class:`hambias.teacher_student.TeacherStudent`).  Along ẋ = −h(x) ⊙ ∇f with a
 separable inverse metric h, Q = F_a(a) − F_w(w), F' = θ/h, is conserved because
-a ∂_a f = w ∂_w f (σ is positively homogeneous); F is the H of THEORY.md §11 (θ²/2 for
-GD, √(θ² + γ²) − γ for m⊙w, H_α for HAM).  Hence (derivation in the module docstring of
+a ∂_a f = w ∂_w f (σ is positively homogeneous); F is the H of
+docs/theory/explicit-bias.md#h-alpha (θ²/2 for GD, √(θ² + γ²) − γ for m⊙w, H_α for HAM).
+Hence (derivation in docs/theory/two-layer.md#two-layer and in the module docstring of
 ``hambias.teacher_student``)
 
     the flow reaches the teacher  ⇔  w₀ > 0 and (a₀ ≥ 0 or F_a(a₀) < F_w(w₀)),
@@ -172,7 +173,8 @@ def _iterate_methods(ctx):
         "GD": (GD(ETA), Euclidean(), 1),
         f"HYP* (α = {ALPHA:g})": (GDHyp(ETA, a_sh), HAMGeometry(a_sh), 1),
         f"HYP (α = {ALPHA:g})": (GDHyp(ETA, a_sh, star=False), HAMGeometry(a_sh), 1),
-        # GD on (m, w) runs the PointwiseProduct flow at twice its speed (THEORY.md §5)
+        # GD on (m, w) runs the PointwiseProduct flow at twice its speed
+        # (docs/theory/mw-flow.md#mw-gamma)
         f"(m, w)-GD (γ = {GAMMA:g})": (MWGradientDescent(ETA, gamma=g_sh),
                                        PointwiseProduct(g_sh), 2),
         f"Sign-In (γ = {GAMMA:g}, p = {SIGNIN_PERIOD})": (SignIn(ETA, g_sh, SIGNIN_PERIOD),
@@ -470,11 +472,13 @@ def _finite_eta(ctx):
                      f"/ {int(f_plain[..., 0].sum())} (HYP); w flips {int(f_star[..., 1].sum())} "
                      f"/ {int(f_plain[..., 1].sum())}",
             expected=f"0 differing; a flips = {flips_expected} for both",
-            why="HYP and HYP* agree bitwise until the first sign change (THEORY.md §9), and the "
-                "first change decides: a flips → success, w flips → failure",
+            why="HYP and HYP* agree bitwise until the first sign change "
+                "(docs/theory/sign-choice.md#sinh-identity), and the first change decides: "
+                "a flips → success, w flips → failure",
             detail=f"end points of the successes differ by ≤ {end_diff:.1e} (the two differ "
-                   "only at the flip step, by 2|θ_½||sinh(ηαg)|, THEORY.md §9, and the "
-                   "difference is carried along the level set)"))
+                   "only at the flip step, by 2|θ_½||sinh(ηαg)|, "
+                   "docs/theory/sign-choice.md#sinh-identity, and the difference is carried "
+                   "along the level set)"))
     return out
 
 

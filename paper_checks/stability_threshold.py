@@ -1,4 +1,6 @@
-"""Discrete stability of GD+HYP: η(1 + α|θ*|)λ_max(∇²f) < 2 (THEORY.md §11).
+"""Discrete stability of GD+HYP: η(1 + α|θ*|)λ_max(∇²f) < 2.
+
+Theory: docs/theory/stability.md#stability.
 
 Near a minimiser GD+HYP behaves like GD with step η(1 + α|θ*_i|).  On the 1-D target
 f(θ) = (θ − 2.5)²/2 (λ_max = 1) with α = 200 the threshold is η_c = 2/(1 + 500): η = 1e-3

@@ -1,4 +1,6 @@
-"""What is uncertain in the reconstruction of the paper (THEORY.md §12), reported as notes.
+"""What is uncertain in the reconstruction of the paper, reported as notes.
+
+The list: docs/theory/uncertainties.md#uncertainties.
 
 These are not numerical claims: the report lists them so that a reader knows
 which conventions the other checks assume.  A note is never a pass.
@@ -17,7 +19,7 @@ _NOTES = (
     ("theorem_numbers", "Theorem numbering: the GD+HYP flow is paper Thm 4.2 (= B.3), the HYP* "
      "flow B.6; checks are named by content."),
     ("mw_weight_decay", "Weight-decay scaling in the m⊙w closed form: −βt (arXiv v1) or −4βt "
-     "(ICLR); hambias uses λ with exponent −4λt (THEORY.md §5.4)."),
+     "(ICLR); hambias uses λ with exponent −4λt (docs/theory/mw-flow.md#mw-closed-form)."),
     ("gamma_convention", "γ convention: exact (m, w) flow 2√(x² + γ²) with γ = |m₀² − w₀²|/2; the "
      "paper writes √(θ² + γ²) (checked in mw_flow)."),
     ("l1_limit_x0", "Whether the paper restricts the L1 limit to x₀ = 0; the sign-anchored limit "
@@ -32,8 +34,8 @@ _NOTES = (
      "the PILoT template; only the qualitative outcome is checked."),
     ("sign_flip_statistic", "The sign-flip statistic of the paper's figure (per step, or against "
      "initialisation): hambias plots both."),
-    ("negative_alpha", "Negative α has no theory in the paper; THEORY.md §11 holds only inside the "
-     "box |θ| < 1/|α|."),
+    ("negative_alpha", "Negative α has no theory in the paper; hambias's box-barrier picture "
+     "(docs/theory/negative-alpha.md#negative-alpha) holds only inside the box |θ| < 1/|α|."),
 )
 
 

@@ -19,11 +19,12 @@ from hambias.status import Status
 TAYLOR_RTOL = 1e-2
 # Exact arithmetic identities evaluated in float64.
 EXACT = 1e-12
-# Fitted order of a first-order method from halvings η₀/4 … η₀/16 (THEORY §3: 0.99–1.07).
+# Fitted order of a first-order method from halvings η₀/4 … η₀/16 (measured 0.99–1.07:
+# docs/theory/implicit-bias.md#implicit-bias-measured).
 ORDER_ONE = (0.9, 1.1)
-# GD + HYP* at η₀/16 against the prediction: the acceptance bound is 2e-3 at η₀/8 (THEORY
-# §7 measured up to 7e-4 there for α ≤ 10) and the error is O(η), so 1e-3 at η₀/16
-# (measured here: 7.4e-4, 3.6e-4, 1.8e-4 at η₀/4, /8, /16).
+# GD + HYP* at η₀/16 against the prediction: the acceptance bound is 2e-3 at η₀/8
+# (docs/theory/implicit-bias.md#implicit-bias-measured: up to 7e-4 there for α ≤ 10) and the
+# error is O(η), so 1e-3 at η₀/16 (measured here: 7.4e-4, 3.6e-4, 1.8e-4 at η₀/4, /8, /16).
 ITERATE_RTOL = 1e-3
 
 

@@ -1,4 +1,8 @@
-"""Tests of hambias.flow: the continuous flows (THEORY.md §3, §5, §7, §10, §11).
+"""Tests of hambias.flow: the continuous flows.
+
+Theory: docs/theory/ham-flow.md#ham-flow, docs/theory/mw-flow.md#mw-flow,
+docs/theory/implicit-bias.md#implicit-bias, docs/theory/pl-rate.md#pl-rate and
+docs/theory/explicit-bias.md#explicit-bias.
 
 Every check compares against an independent reference: the other backend, the
 exact (m, w) gradient flow integrated here with scipy, the KKT conditions of the
@@ -62,7 +66,7 @@ BETA_TOL = 1e-6
 # Newton on f + βH_α stops at a gradient norm near float64 round-off of ∇F.
 NEWTON_GTOL = 1e-13
 # m⊙w with γ = |c| (PILoT's constant) must miss the exact (m, w) flow by far more
-# than the agreement tolerance: THEORY.md §5 measured 0.12 for the limit.
+# than the agreement tolerance: docs/theory/mw-flow.md#pilot-constant measured 0.12 for the limit.
 WRONG_GAMMA_MIN_GAP = 1e-3
 # solve_flow's default rtol; a point at a known time carries a global error of a few
 # rtol (measured ≤ 0.7·rtol in 1-D, tests/test_range_flow.py): allow 100×, which is the
@@ -171,7 +175,7 @@ def test_backends_agree(problem, x0, name):
     assert float(problem.loss(res.x)) < 1e-2 * float(problem.loss(x0))
 
 
-# -- t = ∞ and the implicit bias (THEORY.md §7) ------------------------------------------
+# -- t = ∞ and the implicit bias (docs/theory/implicit-bias.md#implicit-bias) ------------
 def test_ham_limit_satisfies_kkt(problem, x0):
     geometry = HAMGeometry(3.0)
     res = solve_flow(geometry, problem, 0.1 * x0, t1=np.inf, rtol=RTOL, atol=ATOL)
@@ -215,7 +219,7 @@ def test_t_inf_backends_agree(problem, x0):
     np.testing.assert_allclose(a.x, b.x, atol=AGREE_TOL * np.max(np.abs(b.x)), rtol=0)
 
 
-# -- m⊙w against the exact (m, w) gradient flow (THEORY.md §5) ---------------------------
+# -- m⊙w against the exact (m, w) gradient flow (docs/theory/mw-flow.md#mw-flow) ---------
 def test_pointwise_product_is_the_mw_flow_at_double_time(problem):
     rng = np.random.default_rng(5)
     m0 = rng.normal(0.0, 0.5, 30)
@@ -244,7 +248,7 @@ def test_pointwise_product_is_the_mw_flow_at_double_time(problem):
     assert np.max(np.abs(np.asarray(wrong.xs[:-1]) - x_exact)) > WRONG_GAMMA_MIN_GAP * scale
 
 
-# -- PL rate (THEORY.md §10) ------------------------------------------------------------
+# -- PL rate (docs/theory/pl-rate.md#pl-rate) -------------------------------------------
 def test_pl_bound_and_ham_never_slower_than_gd(problem, x0):
     alpha = 3.0
     lam = float(problem.pl_constant())
@@ -270,7 +274,7 @@ def test_pl_bound_and_ham_never_slower_than_gd(problem, x0):
         assert gd_loss[-1] > target * loss[0] or t_ham <= t_gd
 
 
-# -- β > 0 (THEORY.md §11) ---------------------------------------------------------------
+# -- β > 0 (docs/theory/explicit-bias.md#explicit-bias) ----------------------------------
 def test_beta_flow_converges_to_minimiser_of_f_plus_beta_h(problem, x0):
     alpha, beta = 3.0, 0.5
     res = solve_flow(HAMGeometry(alpha), problem, x0, t1=np.inf, beta=beta, rtol=RTOL, atol=ATOL)

@@ -1,7 +1,9 @@
 """Geometries: identities, sympy agreement, limits, stability, tracing, negative controls.
 
-THEORY.md §1, §4, §5, §8, §11.  Every identity is a small ``*_error`` function
-returning a max error, so the same function can be shown to pass on the real
+Theory: docs/theory/setting.md#setting, docs/theory/potential.md#potential,
+docs/theory/mw-flow.md#mw-flow, docs/theory/l2-l1.md#l2-l1 and
+docs/theory/negative-alpha.md#negative-alpha.  Every identity is a small ``*_error``
+function returning a max error, so the same function can be shown to pass on the real
 geometry and to fail on a deliberately wrong one (the negative controls).
 """
 
@@ -35,17 +37,18 @@ from hambias.geometry import (
 EPS = float(np.finfo(np.float64).eps)
 
 # -- tolerances (one table) -----------------------------------------------------
-# inverse∘mirror = id: THEORY §4 asks 1e-12; the worst condition number of the
-# round trip here is log(1 + α|x|) ≈ 28 (α|x| = 1e12), i.e. ~1e-14.
+# inverse∘mirror = id: docs/theory/potential.md#potential-checks asks 1e-12; the worst
+# condition number of the round trip here is log(1 + α|x|) ≈ 28 (α|x| = 1e12), i.e. ~1e-14.
 RTOL_ROUNDTRIP = 1e-12
-# Fenchel identity R*(∇R(x)) + R(x) = x·∇R(x), relative to |x·∇R(x)|: THEORY §4.
+# Fenchel identity R*(∇R(x)) + R(x) = x·∇R(x), relative to |x·∇R(x)|:
+# docs/theory/potential.md#potential-checks.
 RTOL_FENCHEL = 1e-12
 # R''·g⁻¹ = 1 with R'' from autodiff: the closed forms just above the series cutoff
 # (α|x| = 1e-2) differentiate a difference of O(α|x|) terms, ~100 eps in theory;
 # measured ≤ 4e-14 (jax.hessian) over 40 random draws of every case.
 TOL_METRIC = 1e-12
 # Central finite differences at h = 1e-4|x|: truncation ≤ (h/x)²/3 ≈ 3e-9, round-off
-# ≤ eps·|r|/(h·|r'|) ≈ 1e-12; THEORY §4 asks 1e-6.
+# ≤ eps·|r|/(h·|r'|) ≈ 1e-12; docs/theory/potential.md#potential-checks asks 1e-6.
 RTOL_FD = 1e-6
 # Agreement with the sympy derivation evaluated in 40-digit mpmath: the float64
 # code is accurate to a few hundred eps, worst near the box edge of α < 0 where
@@ -61,7 +64,7 @@ RTOL_EVEN = 4 * EPS
 RTOL_TRACE = 1e-12
 # m⊙w identity (m² + w²) = 2√(x² + γ²), relative: pure round-off.
 RTOL_MW_IDENTITY = 1e-13
-# THEORY §8 limit bounds.
+# docs/theory/l2-l1.md#l2-l1 limit bounds.
 SMALL_ALPHA_BOUND = 2.0  # sup_{|x|≤2} |R_α − x²/2| ≤ 2α for α ≤ 1e-2
 LARGE_ALPHA_BOUND = 1.2  # sup_{|x|≤2} |αR_α/log(1+α) − |x|| · log α ≤ 1.2 for α ≥ 1e2
 
@@ -238,7 +241,7 @@ def sympy_error(g: AbstractGeometry, symbolic: sym.SymbolicGeometry, params, x) 
 
 
 def mw_identity_error(m, w, gamma) -> float:
-    """max |(m² + w²) − 2√(x² + γ²)| / (m² + w²) for x = m·w (THEORY §5)."""
+    """max |(m² + w²) − 2√(x² + γ²)| / (m² + w²) for x = m·w (docs/theory/mw-flow.md#mw-gamma)."""
     m, w = np.asarray(m), np.asarray(w)
     lhs = m * m + w * w
     rhs = 2.0 * np.hypot(m * w, np.asarray(gamma))
@@ -501,7 +504,7 @@ def test_new_geometry_is_one_small_class():
         g.mirror_map(jnp.array([1.0, -1.0]))
 
 
-# -- finite differences (THEORY §4) -------------------------------------------------------------
+# -- finite differences (docs/theory/potential.md#potential) ------------------------------------
 _FD_X = np.array([1e-10, 3e-9, 7e-9, 1e-3, 0.5, 7.0, 1e3, 2.5e3])
 
 
@@ -530,7 +533,7 @@ def test_finite_differences(sign):
     np.testing.assert_allclose(r2, 1.0 / np.asarray(g.inverse_metric(x)), rtol=RTOL_FD)
 
 
-# -- limits of THEORY §8 -------------------------------------------------------------------------
+# -- limits of docs/theory/l2-l1.md#l2-l1 --------------------------------------------------------
 _X_LIMIT = np.linspace(-2.0, 2.0, 4001)
 
 
@@ -563,7 +566,8 @@ def test_normalised_potential_shapes():
     np.testing.assert_allclose(Euclidean().normalised_potential(x), x**2, rtol=1e-15)
     np.testing.assert_allclose(HAMGeometry(1e-9).normalised_potential(x), x**2, rtol=1e-8)
     big = np.asarray(HAMGeometry(1e12).normalised_potential(x))
-    # R_α(x)/R_α(1) − |x| ≈ |x| log|x| / log α (THEORY §8): 2 log 2/log 1e12 = 0.05 on |x| ≤ 2
+    # R_α(x)/R_α(1) − |x| ≈ |x| log|x| / log α (docs/theory/l2-l1.md#bregman-shape):
+    # 2 log 2/log 1e12 = 0.05 on |x| ≤ 2
     assert np.max(np.abs(big - np.abs(x))) < 0.1
 
 

@@ -1,4 +1,6 @@
-"""Discrete methods and run_iterates against flows, closed forms and identities (THEORY.md §2–§9).
+"""Discrete methods and run_iterates against flows, closed forms and identities.
+
+Theory: §2–§9 on docs/theory/index.md#section-map.
 
 The exact flows are integrated here with scipy's DOP853 (rtol 1e-13), independently of
 hambias.flow.
@@ -37,16 +39,17 @@ from hambias.status import Status
 # Reference-flow tolerance: 1e-13 relative keeps the flow error ~1e3x below the smallest
 # one-step error measured here (~1e-9), so it cannot bend a slope.
 FLOW_RTOL, FLOW_ATOL = 1e-13, 1e-15
-# One-step (local) error is O(eta^2), global error O(eta) (THEORY §3, §6): acceptance windows.
+# One-step (local) error is O(eta^2), global error O(eta) (docs/theory/ham-flow.md#flow-order,
+# docs/theory/exp-step.md#exp-step): acceptance windows.
 LOCAL_SLOPE = (1.9, 2.1)
 GLOBAL_SLOPE = (0.9, 1.1)
-# THEORY §3: keep eta*alpha*|g| <= 0.1 so that the asymptotic regime holds.
+# docs/theory/ham-flow.md#flow-order: keep eta*alpha*|g| <= 0.1 so that the asymptotic regime holds.
 ETA_ALPHA_G_MAX = 0.1
 # Theorem 3.1: the leading term eta^2 x (sign(x) g + 2 lam)^2 has an O(eta) relative
-# correction; at eta <= 1e-3 it must be within 5 % (THEORY §6).
+# correction; at eta <= 1e-3 it must be within 5 % (docs/theory/exp-step.md#exp-step-consequences).
 LEADING_TERM_RTOL = 0.05
-# sinh identity of THEORY §9: both sides are computed from O(1) factors; 1e-12 leaves
-# a 100x margin over the cancellation error eps/(eta*alpha*|g|) ~ 1e-14.
+# sinh identity of docs/theory/sign-choice.md#sinh-identity: both sides are computed from O(1)
+# factors; 1e-12 leaves a 100x margin over the cancellation error eps/(eta*alpha*|g|) ~ 1e-14.
 SINH_RTOL = 1e-12
 # Balance m^2 - w^2: |m| = |w| is preserved bitwise by the symmetric update, so we demand
 # agreement to the last bit of m^2 (4 eps relative covers the product's rounding).
@@ -156,7 +159,7 @@ def test_exp_step_is_first_order_mw_gd():
     errs = [np.linalg.norm(_exp_vs_mw(problem, x, eta, lam)[0]) for eta in etas]
     s = _slope(etas, errs)
     assert LOCAL_SLOPE[0] <= s <= LOCAL_SLOPE[1], (s, errs)
-    # leading term η² x (sign(x) g + 2λ)² (THEORY §6)
+    # leading term η² x (sign(x) g + 2λ)² (docs/theory/exp-step.md#exp-step-leading-term)
     eta = 1e-3
     diff, g = _exp_vs_mw(problem, x, eta, lam)
     xn = np.asarray(x)
@@ -303,7 +306,8 @@ def test_strided_records_match_every_step_run():
 
 
 def test_divergence_is_reported_with_step_and_quantity():
-    # f(θ) = (θ − 2.5)²/2, λ_max = 1: stable iff η(1 + α|θ*|) < 2 (THEORY §11).
+    # f(θ) = (θ − 2.5)²/2, λ_max = 1: stable iff η(1 + α|θ*|) < 2
+    # (docs/theory/stability.md#stability).
     problem = LinearRegression(jnp.eye(1), jnp.array([2.5]))
     alpha = 0.1
     eta_crit = 2.0 / (1.0 + alpha * 2.5)

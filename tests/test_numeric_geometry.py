@@ -4,7 +4,9 @@ A geometry built from h alone (quadrature + Newton) must reproduce HAMGeometry f
 h = 1 + α|θ| and PointwiseProduct for h = √(θ² + γ²), satisfy the mirror-map identities
 for every h of the catalogue, be differentiable (R'' = 1/h, ((∇R)⁻¹)' = h, derivatives
 in the parameters) and work under jit and vmap, in the flow, mirror descent and the
-prediction (THEORY.md §1, §4, §5, §7).
+prediction (docs/theory/setting.md#setting, docs/theory/potential.md#potential,
+docs/theory/mw-flow.md#mw-flow, docs/theory/implicit-bias.md#implicit-bias,
+docs/theory/mirror-maps.md#mirror-maps).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from hambias.numeric_geometry import NumericGeometry, geometry_from_inverse_metr
 # ~2 ulp (module docstring); the closed forms themselves carry up to ~1e-14 (HAM's
 # potential near the series cutoff), the inverse map ~log(1 + α|x|)·eps.  Measured ≤ 3e-14.
 RTOL_CLOSED = 1e-12
-# inverse∘map = id and the Fenchel identity (THEORY.md §4 asks 1e-12).
+# inverse∘map = id and the Fenchel identity (docs/theory/potential.md#potential-checks asks 1e-12).
 RTOL_ROUNDTRIP = 1e-12
 RTOL_FENCHEL = 1e-12
 # R''·h = 1 and ((∇R)⁻¹)'/h = 1 through the custom derivatives: exact formulas, a few ulps.

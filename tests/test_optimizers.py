@@ -1,4 +1,7 @@
-"""HAM optax transformations against the plain step kernels (THEORY.md §2, §9)."""
+"""HAM optax transformations against the plain step kernels.
+
+Theory: docs/theory/ham-step.md#ham-step, docs/theory/sign-choice.md#sign-choice.
+"""
 
 import jax
 import jax.numpy as jnp

@@ -12,7 +12,8 @@ from hambias.report import run_checks
 from paper_checks import CHECKS, FAIL, NOT_CHECKED, NOTE, PASS
 from paper_checks._core import claim_range, loglog_slope
 
-# THEORY.md has sections 1–12; the report must cover each of them.
+# The theory has sections §1–§12 (docs/theory/index.md#section-map); the report must cover each
+# of them.
 SECTIONS = {f"§{i}" for i in range(1, 13)}
 
 
@@ -34,7 +35,7 @@ def test_check_passes_in_quick_mode(quick_results, name):
         assert c.statement and c.section.startswith("§")
         if c.verdict in (PASS, FAIL):
             assert c.why and c.tolerance and c.expected != "—"
-        # every claim of THEORY.md is checkable with the toolkit as it is: "not checked"
+        # every claim of the theory pages is checkable with the toolkit as it is: "not checked"
         # would mean a module or name went missing, which must not pass silently
         assert c.verdict != NOT_CHECKED, f"{name}: {c.name} not checked: {c.detail}"
 

@@ -37,12 +37,12 @@ from hambias.predict import (
 NEWTON_KKT = 1e-10
 # cvxpy (Clarabel at tolerance 1e-10) against Newton, relative in x (issue acceptance).
 CVXPY_AGREE = 1e-6
-# Discrete GD+HYP* at η₀/8 against the prediction, relative (issue acceptance; THEORY §7
-# measured 2e-5 … 7e-4 on 20×100).
+# Discrete GD+HYP* at η₀/8 against the prediction, relative (issue acceptance; measured
+# 2e-5 … 7e-4 on 20×100: docs/theory/implicit-bias.md#implicit-bias-measured).
 ITER_AGREE = 2e-3
 # Halving η must halve the O(η) error: the ratio err(η)/err(η/2) of a first-order method.
 HALVING_RATIO = (1.6, 2.4)
-# α → 0: ‖x_α − x_mn‖ ≤ 0.05 α ‖x_mn‖ (issue; THEORY §8 measured ≈ 0.014 α).
+# α → 0: ‖x_α − x_mn‖ ≤ 0.05 α ‖x_mn‖ (issue; docs/theory/l2-l1.md#small-alpha measured ≈ 0.014 α).
 L2_SLOPE = 0.05
 # Agreement of two exact solvers of one problem (Newton vs Newton, HiGHS vs Clarabel LP).
 SAME_POINT = 1e-9
@@ -62,7 +62,8 @@ def _cached(d, n):
 def _x0(kind, n):
     if kind == "zero":
         return None
-    return np.random.default_rng(7).normal(size=n) / np.sqrt(n)  # THEORY §11 scale
+    # the scale of docs/theory/regression-experiment.md#regression-experiment
+    return np.random.default_rng(7).normal(size=n) / np.sqrt(n)
 
 
 def _independent_kkt(geometry, p, x, x0):
@@ -187,7 +188,7 @@ def _run_gd_hyp(A, y, x0, eta, alpha, beta, steps, star=True):
 def _iterate_errors(p, x0, alpha, beta, x_pred, *, star=True):
     """Relative errors of GD+HYP* at η₀/8 and η₀/16, run to time T = 40/rate.
 
-    rate = λ_PL for β = 0 (f − f* ≤ e^{−λt}(f₀ − f*), THEORY §10); for β > 0 the
+    rate = λ_PL for β = 0 (f − f* ≤ e^{−λt}(f₀ − f*), docs/theory/pl-rate.md#pl-rate); for β > 0 the
     null-space directions of A contract only at β H_α''·(1 + α|x|) ≥ β/(1 + α max|x|).
     e^{−20} puts the optimisation error far below the O(η) discretisation error.
     """
@@ -236,7 +237,8 @@ def test_large_alpha_approaches_min_l1_from_zero():
 
 
 def test_large_alpha_with_init_is_sign_anchored_not_l1():
-    # THEORY §8: (α/log α) D_{R_α}(x, x₀) → J(x) = Σ(|x_i| − sign(x₀_i) x_i).
+    # (α/log α) D_{R_α}(x, x₀) → J(x) = Σ(|x_i| − sign(x₀_i) x_i)
+    # (docs/theory/l2-l1.md#sign-anchoring).
     p = _cached(20, 100)
     x0 = np.random.default_rng(1).normal(size=p.n)
     l1 = min_l1_interpolant(p)

@@ -1,6 +1,7 @@
 """Problems: least-squares loss, gradient, HVP, min-norm interpolant, generators, bad input.
 
-THEORY.md §1, §7, §10.  References are numpy closed forms (pinv, eigvalsh) and
+Theory: docs/theory/setting.md#setting, docs/theory/implicit-bias.md#implicit-bias and
+docs/theory/pl-rate.md#pl-rate.  References are numpy closed forms (pinv, eigvalsh) and
 autodiff of an independently written loss.
 """
 
@@ -88,7 +89,7 @@ def test_jit_and_vmap_match_eager(problem):
     assert float(traced) == pytest.approx(float(problem.loss(xs[0])), rel=RTOL)
 
 
-# -- curvature constants (THEORY §10) -------------------------------------------------------
+# -- curvature constants (docs/theory/setting.md#pl-inequality) -----------------------------
 def test_lipschitz_and_pl_constants(problem):
     A, y = _np(problem)
     eig_n = np.linalg.eigvalsh(A.T @ A / D)
@@ -108,7 +109,7 @@ def test_lipschitz_and_pl_constants(problem):
     assert g @ g == pytest.approx(lam * float(problem.loss(x)), rel=1e-10)
 
 
-# -- min-norm interpolant (THEORY §7, Euclidean case) -----------------------------------------
+# -- min-norm interpolant (docs/theory/implicit-bias.md#implicit-bias, Euclidean case) --------
 def test_min_norm_interpolant(problem):
     A, y = _np(problem)
     rng = np.random.default_rng(4)

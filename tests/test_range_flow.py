@@ -10,9 +10,9 @@ that names the reason; none returns "ok" with a wrong point.  References:
   m⊙w t = [log((θ + γ² + √(1+γ²)√(θ²+γ²)) / (1 − θ)) − log γ − asinh γ] / √(1+γ²).
   ``test_closed_form_times_match_quadrature`` checks them against scipy.integrate.quad.
 * n-D, t = ∞: the KKT conditions of argmin_{Ax=y} D_R(x, x₀) (Ax = y and
-  ∇R(x) − ∇R(x₀) ∈ range(Aᵀ), THEORY.md §7), which hold at any γ and α, and
-  ``predict_limit`` wherever it returns a point (it raises a PredictionError today for
-  γ ≤ 1e-100 and α ≥ 1e100; the comparison then waits for it).
+  ∇R(x) − ∇R(x₀) ∈ range(Aᵀ), docs/theory/implicit-bias.md#implicit-bias), which hold at
+  any γ and α, and ``predict_limit`` wherever it returns a point (it raises a
+  PredictionError today for γ ≤ 1e-100 and α ≥ 1e100; the comparison then waits for it).
 """
 
 import math

@@ -242,7 +242,7 @@ def test_ham_over_alpha(problem, alpha):
         z = np.zeros(p.n) if start is None else start
         ref, kkt = mp_limit("ham", alpha, A, y, z, pred.dual)
         assert kkt < KKT_REF and rel(pred.x, ref) <= PREDICT_REL, (alpha, rel(pred.x, ref))
-        if alpha <= 1e-12:  # the α → 0 limit is the min-L2 interpolant (THEORY.md §8)
+        if alpha <= 1e-12:  # the α → 0 limit is the min-L2 interpolant (docs/theory/l2-l1.md#l2-l1)
             assert rel(pred.x, mp_min_norm(A, y, z)) <= 1e-10
 
 

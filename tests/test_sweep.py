@@ -342,7 +342,8 @@ def test_predictions_are_predict_limit_calls(tmp_path):
 
 
 def test_long_runs_reach_the_prediction(tmp_path):
-    # THEORY.md §7: GD + HYP* converges to the Bregman prediction up to O(η).
+    # GD + HYP* converges to the Bregman prediction up to O(η)
+    # (docs/theory/implicit-bias.md#implicit-bias).
     cfg = _cfg(method=["hyp_star"], alpha=[1.0], eta=[0.02, 0.04], seed=[0], init_scale=[0.0],
                steps=20000, record={"x": False})
     run_sweep(cfg, tmp_path / "s", quiet=True)

@@ -1,4 +1,6 @@
-"""The sympy derivations: identities, closed forms of THEORY.md, limits, the step series.
+"""The sympy derivations: identities, closed forms of the theory pages, limits, the step series.
+
+Theory: docs/theory/index.md#theory.
 
 Symbolic identities are checked with ``sympy.simplify`` on each sign of x (through
 positive stand-in symbols); where sympy cannot simplify, the same identity is
@@ -26,7 +28,8 @@ Q = sp.Symbol("q", positive=True)  # a positive parameter value
 MP_DPS = 50
 # Relative size of an identity's residual counted as zero at 50 digits.
 MP_ZERO = mpmath.mpf(10) ** -30
-# The one-step error slopes of THEORY §3: slope 2 (first-order series), 3 (second order).
+# The one-step error slopes of docs/theory/ham-flow.md#flow-order: slope 2 (first-order
+# series), 3 (second order).
 SLOPE_TOL = 0.1
 # Sign-anchored limit: (α/log α) D − (|x| − sign(x₀) x) = O(1/log α); C·log α bounded by this.
 SIGN_ANCHOR_CONST = 10.0
@@ -109,7 +112,8 @@ def test_ham_closed_forms_match_theory():
         diff = getattr(geo, name) - formula
         pts = _random_points(20, rng=rng, lo=-2, hi=1)
         assert _vanishes(diff, (var, A), pts), name
-        # the same closed forms hold for α < 0 inside the box |x| < 1/|α| (THEORY §11)
+        # the same closed forms hold for α < 0 inside the box |x| < 1/|α|
+        # (docs/theory/negative-alpha.md#negative-alpha)
         if var is X:
             assert _vanishes(diff, (var, A), _random_points(20, rng=rng, box=True)), name
     # and the metric identity holds symbolically for α < 0 as well (x in the box)
@@ -143,7 +147,7 @@ def test_derivation_detects_a_wrong_metric():
     assert not _is_zero(sp.asinh(sp.sinh(X)) - 1.0001 * X)
 
 
-# -- the HAM step to first order in η (THEORY §3) ------------------------------------------------
+# -- the HAM step to first order in η (docs/theory/ham-flow.md#ham-flow) -------------------------
 def test_step_series_is_the_ham_flow():
     s1 = sym.ham_step_series(1)
     stated = X - ETA * ((1 + A * sp.Abs(X)) * G + B * X)
@@ -176,7 +180,7 @@ def test_step_series_rejects_bad_order():
         sym.ham_step_series(0)
 
 
-# -- limits (THEORY §8) --------------------------------------------------------------------------
+# -- limits (docs/theory/l2-l1.md#l2-l1) ---------------------------------------------------------
 def test_alpha_limits():
     assert sp.simplify(sym.ham_small_alpha_limit() - X**2 / 2) == 0
     assert _is_zero(sym.ham_small_alpha_expansion(2) - (X**2 / 2 - A * sp.Abs(X) ** 3 / 6))
@@ -208,7 +212,7 @@ def test_sign_anchored_limit_against_numeric_bregman():
     assert gaps[0] > gaps[1] > gaps[2]
 
 
-# -- β > 0: the explicit regulariser H_α (THEORY §11) --------------------------------------------
+# -- β > 0: the explicit regulariser H_α (docs/theory/explicit-bias.md#explicit-bias) ------------
 def test_regulariser():
     h = sym.ham_regulariser()
     hp = sp.diff(h, X)

@@ -1,13 +1,13 @@
 """Where a flow ends: implicit-bias predictions for underdetermined least squares.
 
 For β = 0 the mirror flow of a geometry R started at x₀ on f(x) = ‖Ax − y‖²/(2d)
-ends at (THEORY.md §7)
+ends at (docs/theory/implicit-bias.md#implicit-bias)
 
     x_∞ = argmin_{Ax = y} D_R(x, x₀),   KKT: Ax = y,  ∇R(x) − ∇R(x₀) = Aᵀλ;
 
 with weight decay β > 0 it ends at the unique minimiser of f + βH, H the geometry's
-regulariser (g⁻¹H' = θ; for HAM H_α(θ) = Σ[α|θ_i| − log(1 + α|θ_i|)]/α², THEORY.md
-§11), independent of x₀.
+regulariser (g⁻¹H' = θ; for HAM H_α(θ) = Σ[α|θ_i| − log(1 + α|θ_i|)]/α²,
+docs/theory/explicit-bias.md#explicit-bias), independent of x₀.
 
 Two solvers check each other: dual Newton (:func:`predict_limit`'s default; it uses
 only the geometry's own maps, so any geometry works) and cvxpy with the geometry's DCP

@@ -71,9 +71,11 @@ def predict_limit(
 ) -> Prediction:
     """Where the flow of ``geometry`` from x₀ ends on an underdetermined least-squares problem.
 
-    β = 0:  x = argmin_{Ax = y} D_R(x, x₀)   (THEORY.md §7; KKT ∇R(x) − ∇R(x₀) = Aᵀλ)
+    β = 0:  x = argmin_{Ax = y} D_R(x, x₀)   (KKT ∇R(x) − ∇R(x₀) = Aᵀλ;
+            docs/theory/implicit-bias.md#implicit-bias)
     β > 0:  x = argmin f(x) + β H(x),  H the geometry's regulariser, g⁻¹H' = θ
-            (for HAM H_α(θ) = Σ[α|θ| − log(1 + α|θ|)]/α²; §11; x₀ unused)
+            (for HAM H_α(θ) = Σ[α|θ| − log(1 + α|θ|)]/α²; x₀ unused;
+            docs/theory/explicit-bias.md#explicit-bias)
 
     Solvers: ``"newton"`` (dual Newton in an orthonormal basis of range(Aᵀ), whose line
     search finds the longest finite step first, so that a geometry's scale far from the

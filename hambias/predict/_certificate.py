@@ -70,10 +70,11 @@ def kkt_residuals(geometry, problem, x: Float[ArrayLike, " n"], *,
                   beta: float = 0.0) -> tuple[float, float]:
     """The certificate of a candidate limit x: ``(primal, dual)`` relative KKT residuals.
 
-    β = 0 (x = argmin_{Ax=y} D_R(x, x₀), THEORY.md §7):
+    β = 0 (x = argmin_{Ax=y} D_R(x, x₀), docs/theory/implicit-bias.md#implicit-bias):
     primal = ‖Ax − y‖/(‖A‖₂‖x‖ + ‖y‖), dual = dist(∇R(x) − ∇R(x₀), range Aᵀ)/
     max(‖∇R(x)‖, ‖∇R(x₀)‖), the distance taken in an orthonormal basis of range(Aᵀ).
-    β > 0 (x = argmin f + βH, §11): primal = 0, dual = ‖∇f + β∇H‖/(‖∇f‖ + β‖∇H‖).
+    β > 0 (x = argmin f + βH, docs/theory/explicit-bias.md#explicit-bias): primal = 0,
+    dual = ‖∇f + β∇H‖/(‖∇f‖ + β‖∇H‖).
     A point outside the geometry's domain (or not finite) gives (inf, inf).
 
     Args:

@@ -3,8 +3,8 @@
 Both take every elementwise map from the geometry class itself (:class:`Oracle`) and
 do their linear algebra in float64 numpy/scipy.
 
-**Dual Newton** (THEORY.md §7).  In the orthonormal basis Q of range(Aᵀ) (Aᵀλ = Qμ,
-Ax = y ⇔ Qᵀx = ỹ; :class:`hambias.problems.RowSpace`) the dual of
+**Dual Newton** (docs/theory/implicit-bias.md#dual-newton).  In the orthonormal basis Q of
+range(Aᵀ) (Aᵀλ = Qμ, Ax = y ⇔ Qᵀx = ỹ; :class:`hambias.problems.RowSpace`) the dual of
 argmin_{Ax=y} D_R(x, x₀) is
 
     min_μ  F(μ) = R*(φ₀ + Qμ) − μᵀỹ,   ∇F = Qᵀx − ỹ,   ∇²F = Qᵀ diag(∇²R*) Q,
@@ -26,10 +26,10 @@ x₀ = 0 and x₀ ≠ 0): γ = 1e-24 … 1e-300 and α = 1e24 … 1e300 all conv
 iterations (13 at γ = 2e-6).  A continuation over easier geometries (the remedy one
 would reach for first) needed 3× more iterations in total and was not kept.
 
-**Primal Newton** (β > 0, THEORY.md §11): Newton on f + βH (H the geometry's
-regulariser), its n×n system reduced to d×d by the Woodbury identity, continued over the
-geometry's stages at large α·|x| and finished by Newton steps whose gradient is
-evaluated in extended precision.
+**Primal Newton** (β > 0, docs/theory/explicit-bias.md#explicit-bias): Newton on f + βH (H
+the geometry's regulariser), its n×n system reduced to d×d by the Woodbury identity,
+continued over the geometry's stages at large α·|x| and finished by Newton steps whose
+gradient is evaluated in extended precision.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def min_l1_interpolant(problem, *, solver: str = "auto", tol: float = CVXPY_SOLV
     """argmin_{Ax = y} ‖x‖₁, as the LP  min 1ᵀ(p + q)  s.t.  A(p − q) = y,  p, q ≥ 0.
 
     The α → ∞ limit of the HAM implicit bias from x₀ = 0 and the γ → 0 limit of m⊙w
-    (THEORY.md §8).  Certificate (it decides, not the solver's status):
+    (docs/theory/l2-l1.md#l2-l1).  Certificate (it decides, not the solver's status):
     ``primal_residual`` = ‖Ax − y‖/(‖A‖₂‖x‖ + ‖y‖) (backward error) with κ(A) times it,
     the first-order bound of the forward error, ≤ ``kkt_tol``, and ``dual_residual`` =
     the relative duality gap (see :func:`l1_gap`) ≤ ``kkt_tol``.  ``"auto"`` tries scipy's
@@ -181,7 +181,8 @@ def _l1_cvxpy(A, y, name, tol):
 def ridge(problem, beta: float) -> Prediction:
     """argmin ‖Ax − y‖²/(2d) + β‖x‖²/2 = Aᵀ(AAᵀ + dβI)⁻¹y (closed form, β > 0).
 
-    The α → 0 limit of the β > 0 HAM prediction (H_α → θ²/2, THEORY.md §11).
+    The α → 0 limit of the β > 0 HAM prediction (H_α → θ²/2,
+    docs/theory/explicit-bias.md#beta-limits).
 
     >>> import numpy as np
     >>> from hambias import LinearRegression
@@ -209,7 +210,8 @@ def lasso(problem, lam: float, *, solver: str = "CLARABEL",
           tol: float = CVXPY_SOLVER_TOL) -> Prediction:
     """argmin ‖Ax − y‖²/(2d) + λ‖x‖₁, by cvxpy (named solver, explicit tolerances).
 
-    The α → ∞ limit of the β > 0 HAM prediction with λ = β/α (αH_α → |θ|, THEORY.md §11).
+    The α → ∞ limit of the β > 0 HAM prediction with λ = β/α (αH_α → |θ|,
+    docs/theory/explicit-bias.md#beta-limits).
     Certificate: the relative duality gap (P(x) − D(θ))/P(x) of the solver's point, with
     θ the scaled residual (see :func:`lasso_gap`); it must be ≤ ``CVXPY_KKT_TOL``.  It is
     reported as ``dual_residual``.

@@ -11,7 +11,8 @@ marker.  A killed sweep started again with the same command skips the done chunk
 ends with the same bits as an uninterrupted run; a different config on the same path is
 refused.  :func:`open_sweep` reads the store back as an :class:`xarray.Dataset`,
 :func:`phase_table` and :func:`stability_boundary` give the data of phase diagrams
-(THEORY.md §7, §8, §11).
+(docs/theory/implicit-bias.md#implicit-bias, docs/theory/l2-l1.md#l2-l1,
+docs/theory/stability.md#stability).
 
 Conventions of a point (all seeded, no global state): the problem is
 ``sparse_regression(fold_in(key(seed), 0), d, n, k, design, noise)`` drawn in float64

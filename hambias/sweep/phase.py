@@ -1,5 +1,6 @@
 """Phase tables of a stored sweep: a quantity reduced onto two coordinates, and the stability
-boundary drawn on top of them (THEORY.md §7, §8, §11)."""
+boundary drawn on top of them (docs/theory/implicit-bias.md#implicit-bias,
+docs/theory/l2-l1.md#l2-l1, docs/theory/stability.md#stability)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def phase_table(ds, *, x: str, y: str, value: str, where: dict | None = None,
     the reduction running over every other axis (seeds, …).  ``reduce = "fraction"``
     gives the fraction of points where ``value`` is true (e.g. ``diverged``).
 
-    Typical uses: ``recovery_error`` over (alpha, init_scale) (THEORY.md §8),
+    Typical uses: ``recovery_error`` over (alpha, init_scale) (docs/theory/l2-l1.md#l2-l1),
     ``recovery_error`` over (n, k), ``conv_step`` over (alpha, eta) with
     :func:`stability_boundary` on top (§11).
 
@@ -111,7 +112,9 @@ def phase_table(ds, *, x: str, y: str, value: str, where: dict | None = None,
 
 
 def stability_boundary(alpha, *, lam_max, theta_max):
-    """The step size where GD + HYP loses stability: η(1 + α|θ*|)λ_max = 2 (THEORY.md §11).
+    """The step size where GD + HYP loses stability: η(1 + α|θ*|)λ_max = 2.
+
+    See docs/theory/stability.md#stability.
 
     η_crit(α) = 2 / (λ_max (1 + α max|θ*|)); below it the linearisation at θ* is stable.
 
