@@ -215,7 +215,7 @@ _RANGE_BISECTIONS = 60
 def _inverse_map(geometry, c, y):
     """θ = (∇R)⁻¹(y/c), with ∂θ/∂y = g⁻¹(θ)/c as its derivative.
 
-    That is the identity ∇²R* = g⁻¹∘(∇R)⁻¹ (docs/theory/setting.md#setting), evaluated as
+    That is the identity ∇²R* = g⁻¹∘(∇R)⁻¹ (docs/theory/potential.md#conjugate), evaluated as
     the product of two O(1) numbers.  Autodiff through HAM's closed form instead multiplies
     factors of size α and e^{α|φ|} before dividing by c: at α = 1e300 reverse mode overflows
     (jax.jacrev of the field on a 10×30 regression: 898 of 900 entries non-finite with ψ up

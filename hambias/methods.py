@@ -193,7 +193,7 @@ class GDHyp(AbstractMethod):
 
     Args:
         eta: step size η > 0.
-        alpha: hyperbolic strength α (any finite real; α < 0 is exploratory, §11).
+        alpha: hyperbolic strength α (any finite real; α < 0 is exploratory, docs/theory/negative-alpha.md#negative-alpha).
         beta: the decay β (any finite real; β ≥ 0 in the paper).
         star: sign of θ_{k+½} (True, default) or of θ_k (False).
 

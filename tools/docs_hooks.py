@@ -70,6 +70,8 @@ _CHECK_PAGES = {
     "stability_threshold": _refs.SECTION_11_TOPICS["stability"][0],
     "negative_alpha_box": _refs.SECTION_11_TOPICS["negative-alpha"][0],
     "regression_experiment": _refs.SECTION_11_TOPICS["regression"][0],
+    "switch_off_decay": "theory/explicit-bias.md#switch-off",
+    "single_neuron_sign_flips": "theory/two-layer.md#two-layer",
 }
 
 
@@ -128,8 +130,8 @@ _TEXT_REF = re.compile(r"(?<![\w/\"'=])docs/([\w./-]+?\.md)#([A-Za-z][\w-]*)")
 
 
 def on_page_content(content: str, page, config, files) -> str:
-    """In the API and tutorial pages, turn references to the documentation into links."""
-    if not page.file.src_uri.startswith(("api/", f"{TUTORIALS}/")):
+    """In the API, tutorial and report pages, turn references to the documentation into links."""
+    if not page.file.src_uri.startswith(("api/", f"{TUTORIALS}/", f"{REPORT}/")):
         return content
 
     def new_form(m):

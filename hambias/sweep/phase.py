@@ -49,7 +49,7 @@ def phase_table(ds, *, x: str, y: str, value: str, where: dict | None = None,
 
     Typical uses: ``recovery_error`` over (alpha, init_scale) (docs/theory/l2-l1.md#l2-l1),
     ``recovery_error`` over (n, k), ``conv_step`` over (alpha, eta) with
-    :func:`stability_boundary` on top (§11).
+    :func:`stability_boundary` on top (docs/theory/stability.md#stability).
 
     Args:
         ds: a dataset from :func:`open_sweep` (gridded, flat, or flat and lazy: then only
