@@ -226,6 +226,22 @@ def require_x64() -> None:
         )
 
 
+def time_to_level(ts, rel, level) -> float:
+    """First time a decreasing record ``rel`` (at times ``ts``) falls to ``level``.
+
+    Interpolated log-linearly between the two records around the passage (the records of
+    an exponential decay lie on a line there); 0 if ``rel[0] <= level``, ∞ if it never does.
+    """
+    idx = np.flatnonzero(np.asarray(rel) <= level)
+    if idx.size == 0:
+        return np.inf
+    i = idx[0]
+    if i == 0:
+        return 0.0
+    la, lb = np.log(rel[i - 1]), np.log(rel[i])
+    return float(ts[i - 1] + (np.log(level) - la) / (lb - la) * (ts[i] - ts[i - 1]))
+
+
 def loglog_slope(h, err) -> float:
     """Observed order of convergence (:func:`hambias.convergence_order`); NaN if unusable.
 

@@ -47,6 +47,7 @@ from ._core import (
     min_l1_linprog,
     needs,
     regression_problem,
+    time_to_level,
 )
 from ._core import relative_distance as _rel
 from .inverse_metrics import CROSSING_RTOL, THETA0, THETA_STAR, _quad_crossing
@@ -235,17 +236,6 @@ def _identities(ctx):
 # =========================================================================================
 # 3. the catalogue at α = 10: bias, convergence, race
 # =========================================================================================
-def _time_to(ts, rel, level):
-    idx = np.flatnonzero(rel <= level)
-    if idx.size == 0:
-        return np.inf
-    i = idx[0]
-    if i == 0:
-        return 0.0
-    la, lb = np.log(rel[i - 1]), np.log(rel[i])
-    return float(ts[i - 1] + (np.log(level) - la) / (lb - la) * (ts[i] - ts[i - 1]))
-
-
 def _runs(ctx):
     if "runs" in ctx.data:
         return ctx.data["runs"]
@@ -282,7 +272,7 @@ def _runs(ctx):
             "geometry": g, "x_inf": x_inf, "kkt": float(pred.kkt_residual), "pred_ok": pred.converged,
             "to_l1": _rel(x_inf, l1), "to_l2": _rel(x_inf, l2), "kappa": kappa,
             "fit": fitted_rate(ts, rel, WINDOW), "mode_fit": mode_fit,
-            "t_conv": _time_to(ts, rel, LOSS_LEVEL),
+            "t_conv": time_to_level(ts, rel, LOSS_LEVEL),
             "flow_err": _rel(xs[-1], x_inf), "flow_ok": bool(r.converged), "flow_msg": r.message,
             "crossing": ct if np.isfinite(ct) else np.inf, "crossing_quad": _quad_crossing(h1),
             "race_ts": np.asarray(race.ts), "race_xs": np.asarray(race.xs)[:, 0]}

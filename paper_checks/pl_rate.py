@@ -15,7 +15,7 @@ import numpy as np
 
 from hambias import Euclidean, HAMGeometry, PointwiseProduct, sparse_regression
 
-from ._core import claim_range, claim_true, group, make_check, needs
+from ._core import claim_range, claim_true, group, make_check, needs, time_to_level
 
 NAME = "pl_rate"
 TITLE = "PL rate: HAM never slower than GD; m⊙w can be"
@@ -54,18 +54,6 @@ def _flows(ctx):
         out[label] = dict(ts=ts, xs=xs, gap=gap, message=r.message, ok=bool(r.converged))
     ctx.data["flows"] = (prob, x0, lam, out)
     return ctx.data["flows"]
-
-
-def _time_to(ts, gap, level):
-    rel = gap / gap[0]
-    idx = np.flatnonzero(rel <= level)
-    if idx.size == 0:
-        return np.inf
-    i = idx[0]
-    if i == 0:
-        return 0.0
-    la, lb = np.log(rel[i - 1]), np.log(rel[i])
-    return float(ts[i - 1] + (np.log(level) - la) / (lb - la) * (ts[i] - ts[i - 1]))
 
 
 def _worst_ratio(f, exponent):
@@ -117,7 +105,7 @@ def _refined_bound(ctx):
 @group("§10", "time to a 1e-6 relative gap: HAM α = 10 < HAM α = 1 < GD < m⊙w with small γ")
 def _speed(ctx):
     _, _, _, flows = _flows(ctx)
-    t = {k: _time_to(v["ts"], v["gap"], GAP) for k, v in flows.items()}
+    t = {k: time_to_level(v["ts"], v["gap"] / v["gap"][0], GAP) for k, v in flows.items()}
     order = [t["HAM α = 10"], t["HAM α = 1"], t["GD"], t["m⊙w γ = 0.01"]]
     ctx.data["times"] = t
     return [claim_true("speed_order", "§10",
