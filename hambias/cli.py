@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="verify the HAM paper's claims numerically; write the report and figures",
         description="Run the paper checks, write the figures and report.md / report.json, "
         "and exit non-zero if any claim fails.")
-    check.add_argument("--quick", action="store_true", help="small problems, about a minute")
+    check.add_argument("--quick", action="store_true", help="small problems, about half the time")
     check.add_argument("--only", action="append", metavar="NAME", help="run only this check")
     check.add_argument("--out", default=None,
                        help="output folder (default: build/check, or build/check-quick with "
