@@ -42,13 +42,26 @@ def divergence_status(x, loss, loss0, blowup):
     f(θ₀) + DIVERGENCE_FACTOR·|f(θ₀)| (LOSS_BLOWUP; no loss bound when f(θ₀) = 0).  This is
     the one definition used by :func:`run_iterates` and the sweeps.
     """
-    size = jnp.max(jnp.abs(x), axis=-1)  # NaN if a coordinate is NaN, inf if one is inf
+    ok = int(Status.SUCCESS)
+    # |x_i| <= bound is false at NaN, at ±inf and beyond the bound; an all-reduction of
+    # it costs much less than a NaN-propagating max (1.15x the whole step of a batched
+    # 20x100 sweep on CPU), and the cause is told apart only when some row is outside.
+    bound = jnp.minimum(blowup, jnp.finfo(x.dtype).max)
+    inside = jnp.all(jnp.abs(x) <= bound, axis=-1)
+
+    def cause():
+        finite = jnp.all(jnp.isfinite(x), axis=-1)
+        return jnp.where(inside, ok, jnp.where(finite, int(Status.BLOWUP),
+                                               int(Status.NON_FINITE))).astype(jnp.int32)
+
+    # (the all-inside branch is derived from ``inside`` so that both branches have its type,
+    # also inside shard_map, where it varies over the devices)
+    size_code = jax.lax.cond(jnp.all(inside), lambda: jnp.where(inside, ok, ok).astype(jnp.int32),
+                             cause)
     limit = jnp.where(loss0 == 0, jnp.inf, loss0 + DIVERGENCE_FACTOR * jnp.abs(loss0))
     loss_bad = ~(jnp.isfinite(loss) & (loss <= limit))
-    return jnp.where(~jnp.isfinite(size), int(Status.NON_FINITE),
-                     jnp.where(size > blowup, int(Status.BLOWUP),
-                               jnp.where(loss_bad, int(Status.LOSS_BLOWUP),
-                                         int(Status.SUCCESS)))).astype(jnp.int32)
+    return jnp.where(size_code != ok, size_code,
+                     jnp.where(loss_bad, int(Status.LOSS_BLOWUP), ok)).astype(jnp.int32)
 
 
 class IterateResult(eqx.Module):

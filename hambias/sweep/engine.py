@@ -125,8 +125,12 @@ def _runner(steps: int, loss_every: int, conv_tol: float, blowup: float, shared:
         conv0 = jnp.where((status0 == ok) & (loss0 <= thr_conv), 0, -1).astype(jnp.int32)
         div0 = jnp.where(status0 != ok, 0, -1).astype(jnp.int32)
 
+        # The carry holds the gradient at the current state; a frozen (diverged) row keeps
+        # its state, and whatever its carried gradient and update are, they are discarded by
+        # the same selection, so only the state is selected.  The loss is not carried: it is
+        # the loss of the final (or recorded) state, computed again where it is needed.
         def body(carry, _):
-            states, loss, G, k, conv, status, div = carry
+            states, G, k, conv, status, div = carry
             new = update(methods, states, G)
             Xn = params(methods, new)
             loss_n, G_n = residual_grad(Xn, A, y, keys, k + 1)
@@ -138,21 +142,24 @@ def _runner(steps: int, loss_every: int, conv_tol: float, blowup: float, shared:
             conv = jnp.where((conv < 0) & keep & (loss_n <= thr_conv), k + 1, conv)
             pick = lambda a, b: jnp.where(keep.reshape(keep.shape + (1,) * (a.ndim - 1)), a, b)
             states = jax.tree_util.tree_map(pick, new, states)
-            return (states, pick(loss_n, loss), pick(G_n, G), k + 1, conv, status, div), None
+            return (states, G_n, k + 1, conv, status, div), None
 
-        carry = (states, loss0, G0, jnp.int32(0), conv0, status0, div0)
+        def loss_of(states, k):
+            return residual_grad(params(methods, states), A, y, keys, k)[0]
+
+        carry = (states, G0, jnp.int32(0), conv0, status0, div0)
         if loss_every:
             def outer(carry, _):
                 carry, _ = lax.scan(body, carry, None, length=loss_every, unroll=UNROLL)
-                return carry, jnp.where(carry[5] == ok, carry[1], jnp.nan)
+                return carry, jnp.where(carry[4] == ok, loss_of(carry[0], carry[2]), jnp.nan)
 
             carry, hist = lax.scan(outer, carry, None, length=steps // loss_every)
             hist = hist.T
         else:
             carry, _ = lax.scan(body, carry, None, length=steps, unroll=UNROLL)
             hist = jnp.zeros((X0.shape[0], 0), X0.dtype)
-        states, loss, _, _, conv, status, div = carry
-        return params(methods, states), loss0, loss, conv, status, div, hist
+        states, _, k, conv, status, div = carry
+        return params(methods, states), loss0, loss_of(states, k), conv, status, div, hist
 
     def local(methods, states, keys, A, y):
         """The rows of one device, ``block`` rows at a time."""
