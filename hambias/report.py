@@ -1,6 +1,6 @@
 """Runner and report writer of ``hambias check``: run the paper checks, write report.md/.json.
 
-:func:`run_checks` runs the registered checks of :mod:`paper_checks` (all, or
+:func:`run_checks` runs the registered checks of :mod:`hambias.paper_checks` (all, or
 ``only``), writes their figures into ``out``, and writes ``report.md`` (for
 people) and ``report.json`` (for machines) there: every claim with its measured
 value, expected value or bound, tolerance and its one-line justification, and
@@ -23,7 +23,7 @@ __all__ = ["run_checks", "write_report", "probe_writable"]
 
 
 def _verdict_counts(results) -> dict[str, int]:
-    from paper_checks import FAIL, NOT_CHECKED, NOTE, PASS
+    from hambias.paper_checks import FAIL, NOT_CHECKED, NOTE, PASS
 
     out = {PASS: 0, FAIL: 0, NOT_CHECKED: 0, NOTE: 0}
     for r in results:
@@ -41,7 +41,7 @@ def _fmt(v) -> str:
 
 
 def write_report(results, out: Path, *, quick: bool, seconds: float) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.json`` for a list of :class:`~paper_checks.CheckResult`.
+    """Write ``report.md`` and ``report.json`` for a list of :class:`~hambias.paper_checks.CheckResult`.
 
     Returns:
         The two paths ``(report.md, report.json)``.
@@ -132,7 +132,7 @@ def run_checks(*, quick: bool, only: list[str] | None, out: Path,
 
     Args:
         quick: small problems (about a minute in all) instead of the default sizes.
-        only: names of the checks to run (default: all of :data:`paper_checks.CHECKS`).
+        only: names of the checks to run (default: all of :data:`hambias.paper_checks.CHECKS`).
         out: output folder for figures, ``report.md`` and ``report.json``.
         progress: called with one line per started/finished check (``None``: silent).
 
@@ -143,8 +143,8 @@ def run_checks(*, quick: bool, only: list[str] | None, out: Path,
         ValueError: an unknown check name in ``only`` (the message lists the known ones),
             or an ``out`` folder that cannot be created or written (checked first).
     """
-    import paper_checks
-    from paper_checks import FAIL, CheckResult, Claim
+    from hambias import paper_checks
+    from hambias.paper_checks import FAIL, CheckResult, Claim
 
     names = list(paper_checks.CHECKS) if not only else list(only)
     for n in names:

@@ -10,9 +10,9 @@ import sympy as sp
 
 import hambias as hb
 from hambias import plots
-from paper_checks.anchored_limit import first_order_term, kl_projection, kl_projection_cvxpy
-from paper_checks.local_rate import fitted_rate, predicted_rate, slowest_mode
-from paper_checks.mirror_maps import min_lq_interpolant
+from hambias.paper_checks.anchored_limit import first_order_term, kl_projection, kl_projection_cvxpy
+from hambias.paper_checks.local_rate import fitted_rate, predicted_rate, slowest_mode
+from hambias.paper_checks.mirror_maps import min_lq_interpolant
 
 
 def _problem():

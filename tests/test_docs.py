@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / _refs.DOCS_DIR
 # Where references to the documentation live: library, checks, notebooks, tests, benchmarks,
 # sweep examples, the README, the committed report and the docs themselves.
-SCANNED_DIRS = ("hambias", "paper_checks", "notebooks", "tests", "benchmarks", "examples", "docs")
+SCANNED_DIRS = ("hambias", "notebooks", "tests", "benchmarks", "examples", "docs")
 SCANNED_FILES = ("README.md", "figures/report.md")
 SUFFIXES = {".py", ".md", ".toml", ".yml", ".txt"}
 # Files that quote the legacy form on purpose, as examples of what they map or detect.

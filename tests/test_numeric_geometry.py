@@ -65,7 +65,7 @@ def _params(*v):
     return tuple(jnp.asarray(x, dtype=jnp.float64) for x in v)
 
 
-# the catalogue of paper_checks.mirror_maps at α = 10 (and two harder scales)
+# the catalogue of hambias.paper_checks.mirror_maps at α = 10 (and two harder scales)
 CATALOGUE = {
     "1+a|t|": _params(1.0, 10.0, 1.0, 1.0),
     "1+a t^2": _params(1.0, 10.0, 2.0, 1.0),

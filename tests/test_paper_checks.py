@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import hambias.geometry
-import paper_checks
+from hambias import paper_checks
 from hambias.report import run_checks
-from paper_checks import CHECKS, FAIL, NOT_CHECKED, NOTE, PASS
-from paper_checks._core import claim_range, loglog_slope
+from hambias.paper_checks import CHECKS, FAIL, NOT_CHECKED, NOTE, PASS
+from hambias.paper_checks._core import claim_range, loglog_slope
 
 # The theory has sections §1–§12 (docs/theory/index.md#section-map); the report must cover each
 # of them.
@@ -66,7 +66,7 @@ def test_claim_helpers_fail_on_nan_and_out_of_range():
 
 
 def test_main_entry_point(tmp_path, capsys):
-    from paper_checks import uncertainties
+    from hambias.paper_checks import uncertainties
 
     assert uncertainties.main(["--quick", "--out", str(tmp_path)]) == 0
     assert "note" in capsys.readouterr().out
@@ -110,7 +110,7 @@ def test_broken_metric_makes_checks_fail(tmp_path, monkeypatch):
 
 
 def test_missing_module_is_not_checked_and_crash_is_fail():
-    from paper_checks._core import Context, group, needs, run_groups
+    from hambias.paper_checks._core import Context, group, needs, run_groups
 
     @group("§7", "needs a module that does not exist")
     def _missing(ctx):

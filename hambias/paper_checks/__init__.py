@@ -6,7 +6,7 @@ docs/theory/index.md#section-map maps to pages); :func:`run_check` runs one.  Mo
 named by content; the paper's theorem number (where known) is in each module's docstring.
 ``hambias check`` (:mod:`hambias.report`) runs them all.
 
->>> from paper_checks import CHECKS
+>>> from hambias.paper_checks import CHECKS
 >>> "implicit_bias" in CHECKS
 True
 """
@@ -22,7 +22,7 @@ __all__ = ["CHECKS", "load", "run_check", "CheckResult", "Claim", "PASS", "FAIL"
            "NOT_CHECKED", "NOTE"]
 
 #: check name → the sections (§n, see docs/theory/index.md#section-map) it covers; the check is
-#: the module ``paper_checks.<name>``.
+#: the module ``hambias.paper_checks.<name>``.
 CHECKS: dict[str, str] = {
     "inverse_metrics": "§1, §10",
     "ham_step": "§2",
