@@ -160,7 +160,8 @@ def _dual_newton(oracle, rs, ytil, phi0, mu, *, max_iter, stop, linear):
     g = rs.coords(x) - ytil
     for it in range(1, max_iter + 1):
         gnorm = np.linalg.norm(g)
-        if gnorm <= stop * (scale + np.linalg.norm(rs.coords(x))):
+        # ‖Qᵀx‖ = ‖g + ỹ‖: no second pass over A for the scale of the stopping test
+        if gnorm <= stop * (scale + np.linalg.norm(g + ytil)):
             return _Result(mu, x, it - 1, Status.SUCCESS)
         if not np.all(np.isfinite(h)):
             return _Result(mu, x, it - 1, Status.OVERFLOW, "∇²R* overflowed. ")
@@ -212,7 +213,7 @@ def _dual_newton(oracle, rs, ytil, phi0, mu, *, max_iter, stop, linear):
         conj, x, h = oracle.dual_point(phi)
         F = conj - mu @ ytil
         g = rs.coords(x) - ytil
-    if np.linalg.norm(g) <= stop * (scale + np.linalg.norm(rs.coords(x))):
+    if np.linalg.norm(g) <= stop * (scale + np.linalg.norm(g + ytil)):
         return _Result(mu, x, max_iter, Status.SUCCESS)
     return _Result(mu, x, max_iter, Status.MAX_ITER,
                    f"no convergence in {max_iter} Newton iterations. ")
