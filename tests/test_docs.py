@@ -1,10 +1,8 @@
 """Every reference to the documentation points to a page and an anchor that exist.
 
 References have the form ``docs/<page>.md#<anchor>`` (``hambias._refs.REFERENCE_RE``) and are
-checked strictly wherever they appear.  Older sources cite a numbered specification that is not
-in the project ("THEORY.md §7", "MEASUREMENTS.md"); ``hambias._refs`` maps each of those to a
-page, which is checked here too.  The sources have been rewritten into the new form, and no
-legacy reference may come back.
+checked strictly wherever they appear, as is the section map behind the report's § labels.
+Earlier sources cited specification files that are not in the project; none may come back.
 """
 
 from __future__ import annotations
@@ -27,8 +25,8 @@ DOCS = ROOT / _refs.DOCS_DIR
 SCANNED_DIRS = ("hambias", "notebooks", "tests", "benchmarks", "examples", "docs")
 SCANNED_FILES = ("README.md", "figures/report.md")
 SUFFIXES = {".py", ".md", ".toml", ".yml", ".txt"}
-# Files that quote the legacy form on purpose, as examples of what they map or detect.
-QUOTES_LEGACY = {"hambias/_refs.py", "tests/test_docs.py"}
+# Files outside the project that earlier sources cited (users do not have them).
+ABSENT_FILES = re.compile(r"\b(?:THEORY|MEASUREMENTS)\.md\b")
 
 # An explicit anchor: a heading attribute list "{#id}" / "{: #id .cls}" or an HTML id="...".
 _ANCHOR = re.compile(r"\{:?[^}\n]*?#(?P<a>[A-Za-z][\w-]*)[^}\n]*\}|\bid=\"(?P<b>[A-Za-z][\w-]*)\"")
@@ -89,59 +87,20 @@ def test_references_resolve():
     assert found > 0
 
 
-def test_the_legacy_map_points_to_existing_anchors():
-    targets = [*_refs.THEORY_SECTIONS.values(), _refs.MEASUREMENTS, _refs.THEORY_INDEX,
-               *(page for page, _ in _refs.SECTION_11_TOPICS.values())]
+def test_the_section_map_points_to_existing_anchors():
+    targets = [*_refs.THEORY_SECTIONS.values(), _refs.THEORY_INDEX,
+               *_refs.SECTION_11_PAGES.values()]
     bad = [f"{t}: {why}" for t in targets if (why := _missing(t))]
     assert not bad, "\n".join(bad)
-    # every section 1-12 of the legacy specification, and each item of its list of uncertainties
+    # every section 1-12, and each item of the list of open points
     assert {str(k) for k in range(1, 13)} <= _refs.THEORY_SECTIONS.keys()
     assert {f"12.{k}" for k in range(1, 11)} <= _refs.THEORY_SECTIONS.keys()
 
 
-def test_every_legacy_reference_can_be_rewritten():
-    """Each "THEORY.md §n" / "MEASUREMENTS.md" maps to existing pages, and the rewrite leaves none.
-
-    The sources hold none any more (``test_no_legacy_references_left``), so this only bites when
-    one comes back; it then says whether ``rewrite_legacy`` can fix it.
-    """
-    bad = []
-    for path in _scanned():
-        if _rel(path) in QUOTES_LEGACY:
-            continue
-        text = path.read_text(encoding="utf-8")
-        for m, targets in _refs.legacy_references(text):
-            for t in targets:
-                if why := _missing(t):
-                    line = text.count("\n", 0, m.start()) + 1
-                    bad.append(f"{_rel(path)}:{line}: {m.group(0)!r} -> {t}: {why}")
-        rewritten = _refs.rewrite_legacy(text)
-        assert not _refs.LEGACY_RE.search(rewritten), _rel(path)
-    assert not bad, "\n".join(bad)
-
-
-def test_rewrite_examples():
-    assert _refs.rewrite_legacy("(THEORY.md §7, §11)") == (
-        "(docs/theory/implicit-bias.md#implicit-bias, docs/theory/explicit-bias.md#explicit-bias)")
-    assert _refs.rewrite_legacy("THEORY.md §2–§9") == "docs/theory/index.md#section-map"
-    assert _refs.rewrite_legacy("THEORY.md sections 7-8") == (
-        "docs/theory/implicit-bias.md#implicit-bias, docs/theory/l2-l1.md#l2-l1")
-    assert _refs.rewrite_legacy("note (THEORY.md §12.7)") == "note (docs/theory/uncertainties.md#u7)"
-    assert _refs.rewrite_legacy("box |θ| < 1/|α| (THEORY §11)") == (
-        "box |θ| < 1/|α| (docs/theory/negative-alpha.md#negative-alpha)")
-    assert _refs.rewrite_legacy("MEASUREMENTS.md") == "docs/baselines.md#baselines"
-    assert _refs.rewrite_legacy("THEORY_SECTIONS and THEORY") == "THEORY_SECTIONS and THEORY"
-
-
-def test_no_legacy_references_left():
-    left = [f"{_rel(p)}: {m.group(0)!r}" for p in _scanned() if _rel(p) not in QUOTES_LEGACY
-            for m in _refs.LEGACY_RE.finditer(p.read_text(encoding="utf-8"))]
-    assert not left, f"{len(left)} legacy references, e.g.\n" + "\n".join(left[:10])
-
-
-def test_readme_cites_no_legacy_reference():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert not _refs.LEGACY_RE.search(text)
+def test_no_file_outside_the_project_is_cited():
+    left = [f"{_rel(p)}: {m.group(0)!r}" for p in _scanned() if _rel(p) != "tests/test_docs.py"
+            for m in ABSENT_FILES.finditer(p.read_text(encoding="utf-8"))]
+    assert not left, f"{len(left)} citations, e.g.\n" + "\n".join(left[:10])
 
 
 def test_readme_relative_links_exist():
@@ -152,7 +111,7 @@ def test_readme_relative_links_exist():
     assert not missing, missing
 
 
-def test_section_map_matches_the_legacy_map():
+def test_section_map_table_matches_the_section_map():
     """The table on docs/theory/index.md and THEORY_SECTIONS agree for sections 1-12."""
     text = (DOCS / "theory/index.md").read_text(encoding="utf-8")
     table = text[text.index("{#section-map}"):]

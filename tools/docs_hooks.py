@@ -6,8 +6,8 @@
 * The tutorials are executed at build time (by mkdocs-jupyter) in quick mode,
   ``HAMBIAS_QUICK=1``.
 * References to the documentation in docstrings, notebooks and the report
-  (``docs/<page>.md#<anchor>``, and the legacy "THEORY.md §n" / "MEASUREMENTS.md" form through
-  ``hambias._refs``) become links.
+  (``docs/<page>.md#<anchor>``) become links, and so do the report's § labels (through the
+  section map of ``hambias._refs``).
 """
 
 from __future__ import annotations
@@ -66,10 +66,10 @@ def on_nav(nav, config, files):
 
 # The paper checks of §11 each have their own page.
 _CHECK_PAGES = {
-    "explicit_bias_beta": _refs.SECTION_11_TOPICS["explicit-bias"][0],
-    "stability_threshold": _refs.SECTION_11_TOPICS["stability"][0],
-    "negative_alpha_box": _refs.SECTION_11_TOPICS["negative-alpha"][0],
-    "regression_experiment": _refs.SECTION_11_TOPICS["regression"][0],
+    "explicit_bias_beta": _refs.SECTION_11_PAGES["explicit-bias"],
+    "stability_threshold": _refs.SECTION_11_PAGES["stability"],
+    "negative_alpha_box": _refs.SECTION_11_PAGES["negative-alpha"],
+    "regression_experiment": _refs.SECTION_11_PAGES["regression"],
     "switch_off_decay": "theory/explicit-bias.md#switch-off",
     "single_neuron_sign_flips": "theory/two-layer.md#two-layer",
 }
@@ -90,26 +90,10 @@ def _href(target: str, page, files, *, markdown: bool = False) -> str | None:
     return f"{file.url_relative_to(page.file)}#{anchor}"
 
 
-def _link_legacy(text: str, page, files, fmt, *, markdown: bool = False) -> str:
-    out, last = [], 0
-    for m, targets in _refs.legacy_references(text):
-        links = []
-        for t in targets:
-            href = _href(t, page, files, markdown=markdown)
-            label = m.group(0) if len(targets) == 1 else t.split("#")[1]
-            links.append(label if href is None else fmt(label, href))
-        out += [text[last:m.start()], ", ".join(links)]
-        last = m.end()
-    out.append(text[last:])
-    return "".join(out)
-
-
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    """In the report, link the legacy references and the § column to the theory pages."""
+    """In the report, link the § column to the theory pages."""
     if page.file.src_uri != f"{REPORT}/index.md":
         return markdown
-    markdown = _link_legacy(markdown, page, files, lambda label, href: f"[{label}]({href})",
-                            markdown=True)
     lines, check = [], None
     for line in markdown.split("\n"):
         heading = re.match(r"## .*\(`(\w+)`", line)
@@ -138,6 +122,4 @@ def on_page_content(content: str, page, config, files) -> str:
         href = _href(f"{m.group(1)}#{m.group(2)}", page, files)
         return m.group(0) if href is None else f'<a href="{html.escape(href)}">{m.group(0)}</a>'
 
-    content = _TEXT_REF.sub(new_form, content)
-    return _link_legacy(content, page, files,
-                        lambda label, href: f'<a href="{html.escape(href)}">{html.escape(label)}</a>')
+    return _TEXT_REF.sub(new_form, content)
